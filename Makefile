@@ -1,0 +1,38 @@
+# Two commands: `make run` (the whole arena locally) and `make test` (the whole suite).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/arena
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run test deps chromium bench clean
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[test]'
+	touch $@
+
+deps: $(VENV)/.installed
+
+# Browser tests drive Debian's chromium; install it from the distribution if it is missing.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "Installing Debian's chromium for the browser tests..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+run: deps
+	PORT=$(PORT) $(PY) scripts/devstack.py
+
+test: deps chromium
+	DEBUG=true DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	  $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: deps
+	$(PY) bench/leaderboard.py
+	$(PY) bench/stream.py
+
+clean:
+	rm -rf $(VENV) staticfiles arena.sqlite3

@@ -1,0 +1,164 @@
+"""The arena websocket: a thin translator between browser frames and services/events.
+
+Browser → server, one JSON object per frame:
+  {"action": "prompt", "battle": <id or null>, "text": "..."}   (null: start a new battle)
+  {"action": "regenerate", "battle": <id>, "side": "a" | "b" | null}
+  {"action": "vote", "battle": <id>, "outcome": "a" | "b" | "tie" | "bothbad"}
+  {"action": "join", "battle": <id>}          (after a reconnect: snapshot, then live events)
+  {"action": "new_round"}
+Server → browser: {"type": "state", "state": {...}}, {"type": "started" | "delta" | "done" |
+"failed", ...}, {"type": "revealed", ...}, {"type": "error", "code": ..., "message": ...}.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from arena import events, selectors, services
+from arena.clients import ClientIdentity, client_identity, client_ip
+from arena.errors import ArenaError
+from arena.live import live_text
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("prompt", "regenerate", "vote", "join", "new_round")
+
+
+class ArenaConsumer(AsyncWebsocketConsumer):
+    battle_id: str | None = None
+    client: ClientIdentity
+
+    async def connect(self) -> None:
+        session = self.scope.get("session")
+        if session is None or not session.session_key:
+            # The page view creates the session; a socket without one didn't come from our page.
+            await self.close(code=4401)
+            return
+        headers = dict(self.scope.get("headers") or [])
+        forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1") or None
+        peer = (self.scope.get("client") or [None])[0]
+        self.client = client_identity(session_key=session.session_key, ip=client_ip(peer, forwarded))
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.battle_id:
+            await self.channel_layer.group_discard(events.battle_group(self.battle_id), self.channel_name)
+
+    # --- browser → server ---------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        max_frame = settings.ARENA_PROMPT_MAX_CHARS * 4 + 4096
+        if text_data is None or len(text_data) > max_frame:
+            await self._error("bad_frame", "Frames must be JSON text of reasonable size.")
+            return
+        try:
+            frame = json.loads(text_data)
+        except (ValueError, RecursionError):
+            await self._error("bad_frame", "That message wasn't valid JSON.")
+            return
+        if not isinstance(frame, dict) or frame.get("action") not in ACTIONS:
+            await self._error("bad_frame", f"Each message needs an action: one of {', '.join(ACTIONS)}.")
+            return
+        action = frame["action"]
+        try:
+            await getattr(self, f"_do_{action}")(frame)
+        except ArenaError as exc:
+            await self._error(exc.code, exc.message, action=action)
+
+    async def _do_prompt(self, frame: dict) -> None:
+        battle_id = frame.get("battle")
+        if battle_id is None:
+            turn = await database_sync_to_async(services.battle_start)(client=self.client, text=frame.get("text"))
+            # Joining after the replies were queued is safe: the snapshot sent next holds
+            # whatever was streamed before the join.
+            await self._follow(str(turn.battle_id))
+        else:
+            await database_sync_to_async(services.turn_submit)(
+                battle_id=self._battle_of(frame), client=self.client, text=frame.get("text")
+            )
+        await self._send_state()
+
+    async def _do_regenerate(self, frame: dict) -> None:
+        battle_id = self._battle_of(frame)
+        await database_sync_to_async(services.turn_regenerate)(
+            battle_id=battle_id, client=self.client, side=frame.get("side")
+        )
+        await self._send_state()
+
+    async def _do_vote(self, frame: dict) -> None:
+        battle_id = self._battle_of(frame)
+        await database_sync_to_async(services.vote_cast)(
+            battle_id=battle_id, client=self.client, outcome=frame.get("outcome")
+        )
+        # The reveal arrives through the group once the vote has committed.
+
+    async def _do_join(self, frame: dict) -> None:
+        battle_id = frame.get("battle")
+        if not isinstance(battle_id, str):
+            raise ArenaError("join needs a battle id.")
+        await self._state_check(battle_id)
+        # Join the group before reading the snapshot: every delta is then either in the snapshot
+        # or delivered afterwards (the browser drops the overlap by offset), so nothing is lost.
+        await self._follow(battle_id)
+        await self._send_state()
+
+    async def _do_new_round(self, frame: dict) -> None:
+        await self._follow(None)
+        await self.send(json.dumps({"type": "state", "state": None}))
+
+    # --- server → browser (channel-layer events) ----------------------------------------------
+
+    async def reply_started(self, event: events.ReplyStarted) -> None:
+        await self._forward("started", event)
+
+    async def reply_delta(self, event: events.ReplyDelta) -> None:
+        await self._forward("delta", event)
+
+    async def reply_done(self, event: events.ReplyDone) -> None:
+        await self._forward("done", event)
+
+    async def reply_failed(self, event: events.ReplyFailed) -> None:
+        await self._forward("failed", event)
+
+    async def battle_revealed(self, event: events.BattleRevealed) -> None:
+        await self._forward("revealed", event)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _forward(self, public_type: str, event: dict) -> None:
+        # Re-check on every event: only the battle this socket follows reaches the browser.
+        if event.get("battle") != self.battle_id:
+            return
+        await self.send(json.dumps({**event, "type": public_type}))
+
+    def _battle_of(self, frame: dict) -> str:
+        battle_id = frame.get("battle")
+        if not isinstance(battle_id, str) or battle_id != self.battle_id:
+            raise ArenaError("That isn't the battle on this page; reload it.", code="not_found")
+        return battle_id
+
+    async def _follow(self, battle_id: str | None) -> None:
+        if self.battle_id == battle_id:
+            return
+        if self.battle_id:
+            await self.channel_layer.group_discard(events.battle_group(self.battle_id), self.channel_name)
+        self.battle_id = battle_id
+        if battle_id:
+            await self.channel_layer.group_add(events.battle_group(battle_id), self.channel_name)
+
+    async def _state_check(self, battle_id: str) -> dict:
+        return await database_sync_to_async(selectors.battle_state_for_client)(battle_id=battle_id, client=self.client)
+
+    async def _send_state(self) -> None:
+        state = await database_sync_to_async(selectors.battle_state_for_client)(
+            battle_id=self.battle_id, client=self.client, live_text=live_text
+        )
+        await self.send(json.dumps({"type": "state", "state": state}))
+
+    async def _error(self, code: str, message: str, action: str | None = None) -> None:
+        await self.send(json.dumps({"type": "error", "code": code, "message": message, "action": action}))

@@ -1,0 +1,140 @@
+"""The arena's data: the model registry, battles, turns, replies and votes.
+
+The database is the source of truth. Redis only carries what may be lost (live deltas, broker
+messages, caches); a reply's text is written here once, when its generation ends.
+"""
+
+import uuid
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from inference.chat_templates import TEMPLATE_CHOICES
+
+
+class ChatModel(models.Model):
+    """A model that can be drawn into battles, served by one TGI-compatible endpoint."""
+
+    name = models.CharField(max_length=100, unique=True, help_text="Shown only after a vote.")
+    endpoint_url = models.URLField(max_length=500, help_text="Base URL of the TGI server.")
+    template = models.CharField(max_length=32, choices=TEMPLATE_CHOICES, default="zephyr")
+    system_prompt = models.TextField(blank=True, help_text="Ignored by templates with no system role.")
+    parameters = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Generation parameters (temperature, top_p, top_k, max_new_tokens, "
+        "repetition_penalty, stop...). Empty: the template's defaults.",
+    )
+    weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
+    enabled = models.BooleanField(default=True)
+    timeout_seconds = models.PositiveIntegerField(
+        default=180, help_text="Total time allowed for one generation."
+    )
+    # Health, maintained by the periodic probe and by generation outcomes.
+    healthy = models.BooleanField(default=True)
+    health_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    server_info = models.JSONField(default=dict, blank=True, help_text="Last /info answer.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=Q(weight__gte=0), name="chatmodel_weight_gte_0")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Battle(models.Model):
+    """Two anonymous models answering the same conversation until one vote ends it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    model_a = models.ForeignKey(ChatModel, on_delete=models.PROTECT, related_name="+")
+    model_b = models.ForeignKey(ChatModel, on_delete=models.PROTECT, related_name="+")
+    # Salted hashes only: never the raw session key or IP.
+    client_id = models.CharField(max_length=64, db_index=True)
+    ip_hash = models.CharField(max_length=64, blank=True)
+    anonymous = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(model_a=models.F("model_b")), name="battle_distinct_models")
+        ]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+class Turn(models.Model):
+    """One user message of a battle; each side answers it (again on regenerate)."""
+
+    battle = models.ForeignKey(Battle, on_delete=models.CASCADE, related_name="turns")
+    index = models.PositiveIntegerField()
+    prompt = models.TextField()
+    attempt = models.PositiveIntegerField(default=0, help_text="Bumped by each regenerate.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [models.UniqueConstraint(fields=["battle", "index"], name="turn_unique_index")]
+
+
+class Reply(models.Model):
+    """One side's answer to one turn; regenerating adds a new attempt and keeps the old rows."""
+
+    class Side(models.TextChoices):
+        A = "a"
+        B = "b"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        STREAMING = "streaming"
+        DONE = "done"
+        FAILED = "failed"
+
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="replies")
+    side = models.CharField(max_length=1, choices=Side.choices)
+    attempt = models.PositiveIntegerField(default=0)
+    model = models.ForeignKey(ChatModel, on_delete=models.PROTECT, related_name="replies")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    failure_reason = models.TextField(blank=True)
+    text = models.TextField(blank=True)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    token_count = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    names_identity = models.BooleanField(default=False, help_text="The text names a model or vendor.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["turn__index", "attempt", "side"]
+        constraints = [
+            models.UniqueConstraint(fields=["turn", "side", "attempt"], name="reply_unique_side_attempt")
+        ]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+
+class Vote(models.Model):
+    """The single verdict on a battle; the one-to-one key makes a second vote impossible."""
+
+    class Outcome(models.TextChoices):
+        A = "a", "A is better"
+        B = "b", "B is better"
+        TIE = "tie", "Tie"
+        BOTHBAD = "bothbad", "Both are bad"
+
+    battle = models.OneToOneField(Battle, on_delete=models.CASCADE, related_name="vote")
+    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    client_id = models.CharField(max_length=64, db_index=True)
+    identity_flagged = models.BooleanField(
+        default=False, help_text="A reply named a model or vendor; excluded from ratings by default."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)

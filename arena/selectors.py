@@ -1,0 +1,90 @@
+"""Reads. Nothing here writes; nothing here returns a model's name for a battle without a vote."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch
+
+from arena.clients import ClientIdentity
+from arena.errors import NotFound
+from arena.models import Battle, ChatModel, Reply, Turn
+
+
+def models_drawable() -> list[ChatModel]:
+    return list(ChatModel.objects.filter(enabled=True, healthy=True, weight__gt=0))
+
+
+def battle_get_for_client(*, battle_id, client: ClientIdentity, for_update: bool = False) -> Battle:
+    qs = Battle.objects.select_related("model_a", "model_b")
+    if for_update:
+        qs = qs.select_for_update(of=("self",))
+    try:
+        return qs.get(id=battle_id, client_id=client.client_id)
+    except (Battle.DoesNotExist, ValueError, TypeError):
+        # ValueError/TypeError: not a UUID. Another client's battle looks exactly like a missing one.
+        raise NotFound("This battle doesn't exist or isn't yours.") from None
+
+
+def turn_last(battle: Battle) -> Turn | None:
+    return battle.turns.order_by("-index").first()
+
+
+def replies_current(turn: Turn) -> dict[str, Reply]:
+    """The latest attempt of each side of a turn."""
+    replies = {}
+    for reply in turn.replies.filter(attempt=turn.attempt).select_related("model"):
+        replies[reply.side] = reply
+    return replies
+
+
+def battle_has_vote(battle: Battle) -> bool:
+    try:
+        battle.vote
+    except Battle.vote.RelatedObjectDoesNotExist:
+        return False
+    return True
+
+
+def battle_state_for_client(*, battle_id, client: ClientIdentity, live_text=None) -> dict:
+    """Everything the arena page needs to (re)draw a battle. Names only after the vote.
+
+    `live_text(reply_id) -> str` supplies the text so far of a reply still streaming.
+    """
+    battle = battle_get_for_client(battle_id=battle_id, client=client)
+    turns = list(
+        battle.turns.prefetch_related(Prefetch("replies", queryset=Reply.objects.order_by("attempt")))
+    )
+    vote = battle.vote if battle_has_vote(battle) else None
+    state_turns = []
+    for turn in turns:
+        sides = {}
+        for reply in turn.replies.all():
+            if reply.attempt != turn.attempt:
+                continue
+            text = reply.text
+            if reply.status == Reply.Status.STREAMING and live_text is not None:
+                text = live_text(reply.id)
+            sides[reply.side] = {
+                "status": reply.status,
+                "text": text,
+                "offset": len(text),
+                "reason": reply.failure_reason,
+                "token_count": reply.token_count,
+                "ttft_ms": reply.ttft_ms,
+                "duration_ms": reply.duration_ms,
+            }
+        state_turns.append({"index": turn.index, "attempt": turn.attempt, "prompt": turn.prompt, "sides": sides})
+    last_sides = state_turns[-1]["sides"] if state_turns else {}
+    votable = (
+        vote is None
+        and len(last_sides) == 2
+        and all(side["status"] == Reply.Status.DONE for side in last_sides.values())
+    )
+    state = {"battle": str(battle.id), "turns": state_turns, "votable": votable, "voted": vote is not None}
+    if vote is not None:
+        state["reveal"] = {"outcome": vote.outcome, "model_a": battle.model_a.name, "model_b": battle.model_b.name}
+    return state
+
+
+
+def models_all() -> list[ChatModel]:
+    return list(ChatModel.objects.all())

@@ -1,0 +1,322 @@
+"""Writes. Every change to battles, turns, replies and votes goes through a function here.
+
+Functions are keyword-only and named `<entity>_<action>`. Work for Celery is queued with
+`transaction.on_commit`, so a task never sees a row that might still roll back.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from arena import events
+from arena.clients import ClientIdentity
+from arena.errors import ArenaError, NoModelsAvailable, NotAllowed, RateLimited
+from arena.models import Battle, ChatModel, Reply, Turn, Vote
+from arena.publish import group_publish
+from arena.sampling import pair_draw
+from arena.selectors import battle_get_for_client, battle_has_vote, models_drawable, replies_current, turn_last
+from inference.backends import GenerationRequest
+from inference.chat_templates import ChatMessage
+
+_rng = random.SystemRandom()
+
+
+# --- rate limits -----------------------------------------------------------------------------
+
+
+def _rate_limit(bucket: str, keys: list[str], limit: int, window_seconds: int, message: str) -> None:
+    """Fixed-window counters in the cache, per session and per IP hash (new sessions don't reset)."""
+    for key in filter(None, keys):
+        cache_key = f"rl:{bucket}:{key}:{int(timezone.now().timestamp()) // window_seconds}"
+        cache.add(cache_key, 0, timeout=window_seconds + 5)
+        try:
+            hits = cache.incr(cache_key)
+        except ValueError:  # expired between add and incr: count this one
+            cache.set(cache_key, 1, timeout=window_seconds + 5)
+            hits = 1
+        if hits > limit:
+            raise RateLimited(message)
+
+
+def _client_keys(client: ClientIdentity) -> list[str]:
+    return [f"s:{client.client_id}", f"ip:{client.ip_hash}" if client.ip_hash else ""]
+
+
+# --- battles and turns -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def battle_start(*, client: ClientIdentity, text: object) -> Turn:
+    """A new battle between two different drawable models (sides at random) and its first turn."""
+    prompt = _prompt_clean(text)
+    _rate_limit(
+        "battle", _client_keys(client), settings.ARENA_BATTLES_PER_MINUTE, 60,
+        "You're starting battles too quickly; wait a minute and try again.",
+    )
+    candidates = models_drawable()
+    try:
+        model_a, model_b = pair_draw(candidates, [m.weight for m in candidates], _rng)
+    except ValueError:
+        raise NoModelsAvailable(
+            "Not enough models are available right now (at least two healthy ones are needed). "
+            "Please try again later."
+        ) from None
+    battle = Battle.objects.create(
+        model_a=model_a, model_b=model_b, client_id=client.client_id, ip_hash=client.ip_hash
+    )
+    turn = Turn.objects.create(battle=battle, index=0, prompt=prompt)
+    _replies_queue(turn, sides=("a", "b"))
+    return turn
+
+
+def _prompt_clean(text: object) -> str:
+    if not isinstance(text, str):
+        raise ArenaError("The prompt must be text.")
+    text = text.strip()
+    if not text:
+        raise ArenaError("Type a prompt first.")
+    if len(text) > settings.ARENA_PROMPT_MAX_CHARS:
+        raise ArenaError(
+            f"The prompt is too long ({len(text):,} characters; the limit is {settings.ARENA_PROMPT_MAX_CHARS:,})."
+        )
+    return text
+
+
+@transaction.atomic
+def turn_submit(*, battle_id, client: ClientIdentity, text: object) -> Turn:
+    """Add a user message to a battle and queue both sides' replies."""
+    prompt = _prompt_clean(text)
+    battle = battle_get_for_client(battle_id=battle_id, client=client, for_update=True)
+    if battle_has_vote(battle):
+        raise NotAllowed("This battle is over; start a new round.")
+    last = turn_last(battle)
+    if last is not None:
+        replies = replies_current(last)
+        if any(r.status != Reply.Status.DONE for r in replies.values()):
+            raise NotAllowed("Wait until both replies have finished (regenerate a failed one).")
+        if last.index + 1 >= settings.ARENA_MAX_TURNS:
+            raise NotAllowed(f"A battle has at most {settings.ARENA_MAX_TURNS} turns; vote or start a new round.")
+    _rate_limit(
+        "turn", _client_keys(client), settings.ARENA_TURNS_PER_MINUTE, 60,
+        "You're sending prompts too quickly; wait a minute and try again.",
+    )
+    turn = Turn.objects.create(battle=battle, index=0 if last is None else last.index + 1, prompt=prompt)
+    _replies_queue(turn, sides=("a", "b"))
+    return turn
+
+
+@transaction.atomic
+def turn_regenerate(*, battle_id, client: ClientIdentity, side: str | None = None) -> Turn:
+    """Re-run the last turn: both sides, or only `side` when that side failed."""
+    battle = battle_get_for_client(battle_id=battle_id, client=client, for_update=True)
+    if battle_has_vote(battle):
+        raise NotAllowed("This battle is over; start a new round.")
+    turn = turn_last(battle)
+    if turn is None:
+        raise NotAllowed("Nothing to regenerate yet.")
+    replies = replies_current(turn)
+    if any(not r.finished for r in replies.values()):
+        raise NotAllowed("Wait until both replies have finished.")
+    if side is not None and side not in ("a", "b"):
+        raise ArenaError("side must be 'a' or 'b'.")
+    _rate_limit(
+        "turn", _client_keys(client), settings.ARENA_TURNS_PER_MINUTE, 60,
+        "You're regenerating too quickly; wait a minute and try again.",
+    )
+    turn.attempt += 1
+    turn.save(update_fields=["attempt"])
+    if side is None:
+        _replies_queue(turn, sides=("a", "b"))
+    else:
+        # Keep the other side's answer: copy it forward into the new attempt unchanged.
+        other = replies[("b" if side == "a" else "a")]
+        Reply.objects.create(
+            turn=turn, side=other.side, attempt=turn.attempt, model=other.model, status=other.status,
+            failure_reason=other.failure_reason, text=other.text, finish_reason=other.finish_reason,
+            token_count=other.token_count, ttft_ms=other.ttft_ms, duration_ms=other.duration_ms,
+            names_identity=other.names_identity, started_at=other.started_at, finished_at=other.finished_at,
+        )
+        _replies_queue(turn, sides=(side,))
+    return turn
+
+
+def _replies_queue(turn: Turn, *, sides: tuple[str, ...]) -> None:
+    from inference.tasks import reply_generate  # tasks import services; import here to avoid a cycle
+
+    battle = turn.battle
+    for side in sides:
+        model = battle.model_a if side == "a" else battle.model_b
+        reply = Reply.objects.create(turn=turn, side=side, attempt=turn.attempt, model=model)
+        transaction.on_commit(lambda reply_id=reply.id: reply_generate.delay(reply_id))
+
+
+# --- replies (called by the generation task) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerationJob:
+    reply_id: int
+    request: GenerationRequest
+    group: str
+    ref: events.ReplyRef
+
+
+def reply_claim(*, reply_id: int) -> GenerationJob | None:
+    """Mark a queued reply as streaming and return what to generate; None if someone else has it."""
+    claimed = Reply.objects.filter(id=reply_id, status=Reply.Status.QUEUED).update(
+        status=Reply.Status.STREAMING, started_at=timezone.now()
+    )
+    if claimed != 1:
+        return None
+    reply = Reply.objects.select_related("turn__battle", "model").get(id=reply_id)
+    turn, model = reply.turn, reply.model
+    messages: list[ChatMessage] = []
+    if model.system_prompt:
+        messages.append({"role": "system", "content": model.system_prompt})
+    earlier = Turn.objects.filter(battle=turn.battle, index__lt=turn.index).order_by("index")
+    for past in earlier:
+        answer = past.replies.filter(side=reply.side, attempt=past.attempt).first()
+        messages.append({"role": "user", "content": past.prompt})
+        messages.append({"role": "assistant", "content": answer.text if answer else ""})
+    messages.append({"role": "user", "content": turn.prompt})
+    request = GenerationRequest(
+        endpoint_url=model.endpoint_url,
+        template=model.template,
+        messages=messages,
+        parameters=dict(model.parameters or {}),
+        timeout_seconds=float(model.timeout_seconds),
+    )
+    ref = events.reply_ref(battle_id=turn.battle_id, turn_index=turn.index, attempt=reply.attempt, side=reply.side)
+    return GenerationJob(reply_id=reply.id, request=request, group=events.battle_group(turn.battle_id), ref=ref)
+
+
+def reply_requeue(*, reply_id: int) -> None:
+    """Give a streaming reply back to the queue (a transient failure before any text was sent)."""
+    Reply.objects.filter(id=reply_id, status=Reply.Status.STREAMING).update(status=Reply.Status.QUEUED)
+
+
+def reply_finish(
+    *,
+    reply_id: int,
+    text: str,
+    token_count: int = 0,
+    finish_reason: str = "",
+    ttft_ms: int | None = None,
+    duration_ms: int | None = None,
+    failure: str | None = None,
+) -> bool:
+    """Store a reply's outcome once; False if it was already finished (e.g. by the sweeper)."""
+    status = Reply.Status.FAILED if failure else Reply.Status.DONE
+    with transaction.atomic():
+        updated = Reply.objects.filter(id=reply_id, status=Reply.Status.STREAMING).update(
+            status=status,
+            text=text,
+            token_count=token_count,
+            finish_reason=finish_reason,
+            ttft_ms=ttft_ms,
+            duration_ms=duration_ms,
+            failure_reason=failure or "",
+            names_identity=text_names_identity(text),
+            finished_at=timezone.now(),
+        )
+        if updated != 1:
+            return False
+        reply = Reply.objects.select_related("turn").get(id=reply_id)
+        ref = events.reply_ref(
+            battle_id=reply.turn.battle_id, turn_index=reply.turn.index, attempt=reply.attempt, side=reply.side
+        )
+        group = events.battle_group(reply.turn.battle_id)
+        if failure:
+            event: dict = {**ref, "type": "reply.failed", "reason": failure, "text": text}
+        else:
+            event = {
+                **ref, "type": "reply.done", "text": text, "token_count": token_count,
+                "ttft_ms": ttft_ms, "duration_ms": duration_ms,
+            }
+        transaction.on_commit(lambda: group_publish(group, event))
+    return True
+
+
+def replies_sweep(*, older_than: timedelta | None = None) -> int:
+    """Fail replies stuck in queued/streaming (a worker died, the broker lost the task)."""
+    cutoff = timezone.now() - (older_than or timedelta(seconds=settings.ARENA_REPLY_STALE_SECONDS))
+    stuck = list(
+        Reply.objects.filter(
+            status__in=[Reply.Status.QUEUED, Reply.Status.STREAMING], created_at__lt=cutoff
+        ).values_list("id", "status")
+    )
+    swept = 0
+    for reply_id, status in stuck:
+        if status == Reply.Status.QUEUED:
+            Reply.objects.filter(id=reply_id, status=Reply.Status.QUEUED).update(status=Reply.Status.STREAMING)
+        swept += reply_finish(reply_id=reply_id, text="", failure="The reply was lost (no worker finished it). Regenerate to try again.")
+    return swept
+
+
+# --- votes -----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _identity_pattern(words: tuple[str, ...]) -> re.Pattern | None:
+    if not words:
+        return None
+    alternatives = "|".join(re.escape(w.strip().lower()) for w in words if w.strip())
+    return re.compile(rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])", re.IGNORECASE)
+
+
+def text_names_identity(text: str) -> bool:
+    """Does a reply name a model or vendor ("I am ChatGPT, made by OpenAI")? Replies only, never prompts."""
+    pattern = _identity_pattern(tuple(settings.ARENA_IDENTITY_WORDS))
+    return bool(pattern and text and pattern.search(text))
+
+
+@transaction.atomic
+def vote_cast(*, battle_id, client: ClientIdentity, outcome: object) -> Vote:
+    """Record the one vote of a battle and reveal the models; the one-to-one key forbids a second."""
+    if outcome not in Vote.Outcome.values:
+        raise ArenaError(f"Unknown vote {outcome!r}; use one of {', '.join(Vote.Outcome.values)}.")
+    battle = battle_get_for_client(battle_id=battle_id, client=client, for_update=True)
+    if battle_has_vote(battle):
+        raise NotAllowed("This battle already has a vote.")
+    last = turn_last(battle)
+    replies = replies_current(last) if last else {}
+    if len(replies) != 2 or any(r.status != Reply.Status.DONE for r in replies.values()):
+        raise NotAllowed("You can vote once both replies have finished.")
+    _rate_limit(
+        "vote", _client_keys(client), settings.ARENA_VOTES_PER_DAY, 86_400,
+        "You've reached today's vote limit; thank you, and come back tomorrow.",
+    )
+    flagged = Reply.objects.filter(turn__battle=battle, names_identity=True).exists()
+    try:
+        with transaction.atomic():
+            vote = Vote.objects.create(battle=battle, outcome=outcome, client_id=client.client_id, identity_flagged=flagged)
+    except IntegrityError:
+        raise NotAllowed("This battle already has a vote.") from None
+    reveal: events.BattleRevealed = {
+        "type": "battle.revealed",
+        "battle": str(battle.id),
+        "outcome": vote.outcome,
+        "model_a": battle.model_a.name,
+        "model_b": battle.model_b.name,
+    }
+    transaction.on_commit(lambda: group_publish(events.battle_group(battle.id), reveal))
+    return vote
+
+
+# --- model registry --------------------------------------------------------------------------
+
+
+def model_health_record(*, model_id: int, healthy: bool, error: str = "", info: dict | None = None) -> None:
+    fields = {"healthy": healthy, "last_error": error[:2000], "health_checked_at": timezone.now()}
+    if info:
+        fields["server_info"] = info
+    ChatModel.objects.filter(id=model_id).update(**fields)

@@ -1,0 +1,208 @@
+"""Arena settings: every value comes from a typed environment variable.
+
+Zero-config defaults give a local run (SQLite, Redis on localhost, DEBUG on). Production differs
+only by env: see `.env.example`. A value that can't be parsed stops the process at start-up
+rather than being silently replaced by a default.
+"""
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+from environs import Env, EnvError
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = Env()
+env.read_env(BASE_DIR / ".env", recurse=False)  # optional; real env vars win
+
+
+def _secret_key(debug: bool) -> str:
+    """SECRET_KEY, or the contents of SECRET_KEY_FILE (Docker/K8s secrets); required unless DEBUG."""
+    key = env.str("SECRET_KEY", "")
+    key_file = env.path("SECRET_KEY_FILE", None)
+    if not key and key_file:
+        key = key_file.read_text().strip()
+    if key:
+        return key
+    if debug:
+        return "insecure-development-key-only-used-when-DEBUG-is-on"
+    raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set when DEBUG is off")
+
+
+try:
+    DEBUG = env.bool("DEBUG", True)
+    SECRET_KEY = _secret_key(DEBUG)
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+    CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+    DATABASES = {
+        "default": env.dj_db_url(
+            "DATABASE_URL", f"sqlite:///{BASE_DIR / 'arena.sqlite3'}", conn_max_age=env.int("DB_CONN_MAX_AGE", 0)
+        )
+    }
+    if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        # The zero-setup local database: WAL and a busy timeout let web and worker share it.
+        DATABASES["default"]["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    REDIS_URL = env.str("REDIS_URL", "redis://127.0.0.1:6379/0")
+    # Separate logical databases by default so tests can flush one without touching another.
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", REDIS_URL)
+    CHANNEL_LAYER_URL = env.str("CHANNEL_LAYER_URL", REDIS_URL)
+    SECURE_SSL = env.bool("SECURE_SSL", not DEBUG)
+    TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", [])
+    LOG_LEVEL = env.log_level("LOG_LEVEL", "INFO")
+
+    # Arena behaviour
+    ARENA_PROMPT_MAX_CHARS = env.int("ARENA_PROMPT_MAX_CHARS", 30_000, validate=lambda n: n > 0)
+    ARENA_MAX_TURNS = env.int("ARENA_MAX_TURNS", 50, validate=lambda n: n > 0)
+    ARENA_BATTLES_PER_MINUTE = env.int("ARENA_BATTLES_PER_MINUTE", 10, validate=lambda n: n > 0)
+    ARENA_VOTES_PER_DAY = env.int("ARENA_VOTES_PER_DAY", 500, validate=lambda n: n > 0)
+    ARENA_TURNS_PER_MINUTE = env.int("ARENA_TURNS_PER_MINUTE", 20, validate=lambda n: n > 0)
+    # Coalescing window for streamed deltas: trades a little latency for far fewer messages.
+    ARENA_DELTA_FLUSH_MS = env.int("ARENA_DELTA_FLUSH_MS", 30, validate=lambda n: n >= 0)
+    ARENA_DELTA_FLUSH_CHARS = env.int("ARENA_DELTA_FLUSH_CHARS", 256, validate=lambda n: n > 0)
+    # A side stuck in queued/streaming longer than this is marked failed by the sweeper.
+    ARENA_REPLY_STALE_SECONDS = env.int("ARENA_REPLY_STALE_SECONDS", 600, validate=lambda n: n > 0)
+    ARENA_IDENTITY_WORDS = env.list(
+        "ARENA_IDENTITY_WORDS",
+        [
+            "vicuna", "lmsys", "koala", "uc berkeley", "open assistant", "laion", "chatglm",
+            "chatgpt", "gpt-4", "gpt-3", "openai", "anthropic", "claude", "bard", "palm",
+            "lamda", "google", "gemini", "gemma", "llama", "meta ai", "qwen", "alibaba",
+            "mistral", "mixtral", "zephyr", "hugging face", "huggingface", "deepseek",
+            "yi-", "01.ai", "cohere", "command-r", "phi-3", "microsoft",
+        ],
+    )
+    ARENA_RATING_ANCHOR_MODEL = env.str("ARENA_RATING_ANCHOR_MODEL", "")
+    ARENA_RATING_ANCHOR_VALUE = env.float("ARENA_RATING_ANCHOR_VALUE", 1000.0)
+    ARENA_BOOTSTRAP_ROUNDS = env.int("ARENA_BOOTSTRAP_ROUNDS", 1000, validate=lambda n: n >= 0)
+    IP_HASH_SALT = env.str("IP_HASH_SALT", SECRET_KEY)
+except EnvError as exc:  # environs names the variable and the bad value
+    raise ImproperlyConfigured(f"Bad environment variable: {exc}") from exc
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "arena",
+    "inference",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "arena",
+    }
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [CHANNEL_LAYER_URL],
+            # A slow browser must not make the worker block; drop rather than stall the stream.
+            "capacity": 1000,
+            "expiry": 30,
+        },
+    }
+}
+
+# Sessions identify a client (with a salted IP hash); signed cookies need no table writes.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = SECURE_SSL
+CSRF_COOKIE_SECURE = SECURE_SSL
+SECURE_SSL_REDIRECT = SECURE_SSL and env.bool("SECURE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 31_536_000 if SECURE_SSL else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_SSL
+SECURE_HSTS_PRELOAD = SECURE_SSL
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Celery: generation is I/O-bound (waiting on model servers), so workers run a thread pool with
+# many slots; see the Makefile / compose for the pool flags.
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-generation gives the task back to the broker
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", 900)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", 840)
+# acks_late redelivery waits for the visibility timeout; keep it above the longest generation.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 60}
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", "arena")
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "reply-sweep": {"task": "inference.tasks.replies_sweep", "schedule": 60.0},
+    "model-probe": {"task": "inference.tasks.models_probe", "schedule": 30.0},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}
+
+# In development whitenoise serves straight from the apps' static folders, no collectstatic needed.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG

@@ -1,0 +1,10 @@
+from django.contrib import admin
+from django.urls import path
+
+from arena import views
+
+urlpatterns = [
+    path("", views.arena_page, name="arena"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]

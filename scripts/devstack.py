@@ -1,0 +1,106 @@
+"""`make run`: check services, migrate, register the development models, then run everything.
+
+Starts the TGI-compatible development servers, a Celery worker, the beat scheduler and the ASGI
+web server in the foreground; Ctrl-C stops them all. Point DATABASE_URL / REDIS_URL elsewhere to
+use other services; set ARENA_DEV_MODELS=0 to skip the development model servers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+DEV_MODELS = [
+    # name, port, template: three stand-ins answering differently, like three real models
+    ("zephyr-7b-beta", 8081, "zephyr"),
+    ("mistral-7b-instruct", 8082, "mistral-instruct"),
+    ("openhermes-2.5-mistral-7b", 8083, "chatml"),
+]
+
+
+def preflight() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.db import connection
+
+    import redis
+
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        sys.exit(
+            f"Redis is not reachable at {settings.REDIS_URL} ({exc}).\n"
+            "Start it, e.g.: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' "
+            "--appendonly no\nor set REDIS_URL to a running server."
+        )
+    try:
+        connection.ensure_connection()
+    except Exception as exc:  # noqa: BLE001 - any driver error means the same thing here
+        db = settings.DATABASES["default"]
+        sys.exit(
+            f"The database is not reachable ({db['ENGINE'].rsplit('.', 1)[-1]} {db.get('HOST') or db['NAME']}: {exc}).\n"
+            "Start PostgreSQL, e.g.: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n"
+            "or unset DATABASE_URL to use the local SQLite file."
+        )
+
+
+def manage(*args: str) -> None:
+    subprocess.run([PY, "manage.py", *args], cwd=ROOT, check=True)
+
+
+def main() -> None:
+    preflight()
+    manage("migrate", "--no-input")
+    use_dev_models = os.environ.get("ARENA_DEV_MODELS", "1") != "0"
+    if use_dev_models:
+        for name, port, template in DEV_MODELS:
+            manage("add_model", name, f"http://127.0.0.1:{port}", "--template", template, "--keep-existing")
+    port = os.environ.get("PORT", "8000")
+    commands = []
+    if use_dev_models:
+        for name, dev_port, _ in DEV_MODELS:
+            commands.append([PY, "-m", "inference.devserver", "--port", str(dev_port), "--model-id", name])
+    commands += [
+        [PY, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "64",
+         "--loglevel", "info", "--without-gossip", "--without-mingle"],
+        [PY, "-m", "celery", "-A", "config", "beat", "--loglevel", "warning",
+         "--schedule", str(ROOT / ".celerybeat-schedule")],
+        [PY, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", port,
+         "--ws-max-size", "262144"],
+    ]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, start_new_session=True) for cmd in commands]
+    print(f"\nArena is running on http://127.0.0.1:{port}  (admin: /admin/, Ctrl-C stops everything)\n", flush=True)
+
+    def stop(*_: object) -> None:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for p in procs:
+            try:
+                p.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while True:
+        for p, cmd in zip(procs, commands):
+            if p.poll() is not None:
+                print(f"{' '.join(cmd[1:4])} exited with {p.returncode}; stopping the rest.", file=sys.stderr)
+                stop()
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    main()
