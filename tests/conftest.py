@@ -1,0 +1,153 @@
+"""Shared fixtures: dev model servers, chat models, clients, and the live stack (real worker and
+ASGI server processes) for integration and browser tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+
+from arena.clients import ClientIdentity
+from inference.devserver import DevServerConfig, serve_in_thread
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_clean():
+    """Tests use their own Redis database; start from an empty one (no stale tasks or limits)."""
+    assert settings.REDIS_URL.rstrip("/").split("/")[-1] not in ("", "0") or os.environ.get("ARENA_TEST_ALLOW_DB0"), (
+        "Run the tests through `make test` (it points REDIS_URL at a separate database)."
+    )
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _cache_clear():
+    from django.core.cache import cache
+
+    cache.clear()  # rate-limit counters must not leak between tests
+    yield
+
+
+@pytest.fixture(scope="session")
+def devserver_urls():
+    """Two TGI-compatible dev servers, fast enough for tests, slow enough to stream."""
+    configs = [
+        DevServerConfig(model_id="zephyr-7b-beta", time_to_first_token=0.05, tokens_per_second=150),
+        DevServerConfig(model_id="mistral-7b-instruct", time_to_first_token=0.05, tokens_per_second=150),
+    ]
+    with serve_in_thread(configs[0]) as url_a, serve_in_thread(configs[1]) as url_b:
+        yield url_a, url_b
+
+
+@pytest.fixture
+def chat_models(db, devserver_urls):
+    from arena.models import ChatModel
+
+    return [
+        ChatModel.objects.create(name="zephyr-7b-beta", endpoint_url=devserver_urls[0], template="zephyr", timeout_seconds=20),
+        ChatModel.objects.create(
+            name="mistral-7b-instruct", endpoint_url=devserver_urls[1], template="mistral-instruct", timeout_seconds=20
+        ),
+    ]
+
+
+@pytest.fixture
+def alice() -> ClientIdentity:
+    return ClientIdentity(client_id="alice-session-hash", ip_hash="ip-hash-1")
+
+
+@pytest.fixture
+def mallory() -> ClientIdentity:
+    return ClientIdentity(client_id="mallory-session-hash", ip_hash="ip-hash-2")
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+class LiveStack:
+    def __init__(self, base_url: str, worker: subprocess.Popen, web: subprocess.Popen, logs: Path):
+        self.base_url = base_url
+        self.ws_url = base_url.replace("http://", "ws://") + "/ws/arena/"
+        self.worker = worker
+        self.web = web
+        self.logs = logs
+
+
+def _subprocess_env() -> dict:
+    db = settings.DATABASES["default"]
+    env = dict(os.environ)
+    env.update(
+        DEBUG="true",
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        REDIS_URL=settings.REDIS_URL,
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def worker_start(logs: Path, name: str = "worker") -> subprocess.Popen:
+    log_path = logs / f"{name}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "32",
+         "--loglevel", "info", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h"],
+        cwd=ROOT, env=_subprocess_env(), stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    _wait_for(lambda: "ready." in log_path.read_text() or proc.poll() is not None, 60, "the Celery worker")
+    if proc.poll() is not None:
+        raise RuntimeError(f"worker exited: {log_path.read_text()[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real Celery worker process and a real uvicorn ASGI server on the test database."""
+    logs = tmp_path_factory.mktemp("live-logs")
+    port = free_port()
+    worker = worker_start(logs)
+    web_log = logs / "web.log"
+    web = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=_subprocess_env(), stdout=web_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+    def web_up() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            return web.poll() is not None
+
+    _wait_for(web_up, 60, "the ASGI server")
+    if web.poll() is not None:
+        raise RuntimeError(f"web exited: {web_log.read_text()[-3000:]}")
+    stack = LiveStack(f"http://127.0.0.1:{port}", worker, web, logs)
+    yield stack
+    for proc in (web, stack.worker):
+        proc.terminate()
+    for proc in (web, stack.worker):
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

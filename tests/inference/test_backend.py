@@ -1,0 +1,145 @@
+"""TgiBackend against the TGI-compatible dev server over real HTTP (real text_generation client)."""
+
+import asyncio
+
+import pytest
+
+from inference.backends import Delta, Finished, GenerationFailure, GenerationRequest, StopSequenceFilter, TgiBackend, server_probe
+from inference.devserver import DevServerConfig, serve_in_thread
+from tests.conftest import free_port
+
+
+@pytest.fixture(scope="module")
+def zephyr_url():
+    with serve_in_thread(DevServerConfig(model_id="zephyr-7b-beta", time_to_first_token=0, tokens_per_second=0)) as url:
+        yield url
+
+
+def request_for(url, prompt="Explain recursion briefly", **kw):
+    return GenerationRequest(
+        endpoint_url=url, template="zephyr", messages=[{"role": "user", "content": prompt}], **kw
+    )
+
+
+async def collect(request):
+    deltas, finished = [], None
+    async for event in TgiBackend().stream(request):
+        if isinstance(event, Delta):
+            assert finished is None, "no delta may follow the final event"
+            deltas.append(event.text)
+        else:
+            finished = event
+    return deltas, finished
+
+
+async def test_it_streams_deltas_that_add_up_to_the_final_text(zephyr_url):
+    deltas, finished = await collect(request_for(zephyr_url))
+    assert isinstance(finished, Finished)
+    assert len(deltas) > 5
+    assert "".join(deltas) == finished.text
+    assert "</s>" not in finished.text  # the special end token is hidden
+    assert finished.finish_reason in ("eos_token", "length")
+    assert finished.token_count > 0
+
+
+async def test_it_keeps_characters_split_across_empty_text_tokens(zephyr_url):
+    # The dev server splits a non-ASCII character across tokens (first token text == "").
+    texts = set()
+    for prompt in ("one", "two", "three", "four"):
+        _, finished = await collect(request_for(zephyr_url, prompt=prompt))
+        texts.add(finished.text)
+        assert "\ufffd" not in finished.text
+    assert any(any(ord(ch) > 127 for ch in t) for t in texts)
+
+
+async def test_it_strips_stop_sequences_and_never_streams_them(zephyr_url):
+    _, full = await collect(request_for(zephyr_url))
+    words = full.text.split()
+    stop = words[len(words) // 2]
+    deltas, finished = await collect(request_for(zephyr_url, parameters={"stop": [stop]}))
+    assert stop not in finished.text
+    assert full.text.startswith(finished.text)
+    assert "".join(deltas) == finished.text
+    assert len(finished.text) < len(full.text)
+
+
+async def test_max_new_tokens_caps_the_reply(zephyr_url):
+    _, finished = await collect(request_for(zephyr_url, parameters={"max_new_tokens": 4}))
+    assert finished.finish_reason == "length"
+    assert finished.token_count == 4
+
+
+@pytest.mark.parametrize(
+    "marker, kind, retryable",
+    [
+        ("[[devserver:overload]]", "overloaded", True),
+        ("[[devserver:overload-http]]", "overloaded", True),
+        ("[[devserver:error-mid-stream:3]]", "generation", False),
+        ("[[devserver:cut:3]]", "incomplete", False),
+        ("[[devserver:drop:3]]", "disconnected", False),
+        ("[[devserver:http-500]]", "unavailable", True),
+    ],
+)
+async def test_each_server_fault_becomes_a_typed_failure(zephyr_url, marker, kind, retryable):
+    deltas = []
+    with pytest.raises(GenerationFailure) as failure:
+        async for event in TgiBackend().stream(request_for(zephyr_url, prompt=f"Hello {marker}")):
+            assert isinstance(event, Delta), "a faulty stream must never finish as a success"
+            deltas.append(event.text)
+    assert failure.value.kind == kind
+    assert failure.value.retryable is retryable
+    assert failure.value.message  # a sentence a person can read
+
+
+async def test_a_stall_fails_after_the_stall_timeout(zephyr_url):
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(GenerationFailure) as failure:
+        async for _ in TgiBackend().stream(request_for(zephyr_url, prompt="Hi [[devserver:stall:2]]", stall_seconds=0.5)):
+            pass
+    assert failure.value.kind == "stalled"
+    assert 0.4 < loop.time() - started < 5
+
+
+async def test_the_total_timeout_bounds_a_slow_generation():
+    slow = DevServerConfig(model_id="slow", time_to_first_token=0, tokens_per_second=5)
+    with serve_in_thread(slow) as url:
+        with pytest.raises(GenerationFailure) as failure:
+            async for _ in TgiBackend().stream(request_for(url, timeout_seconds=1, stall_seconds=5)):
+                pass
+    assert failure.value.kind == "timeout"
+
+
+async def test_a_refused_connection_is_unavailable_and_retryable():
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(GenerationFailure) as failure:
+        async for _ in TgiBackend().stream(request_for(url)):
+            pass
+    assert failure.value.kind == "unavailable" and failure.value.retryable
+
+
+async def test_probe_reads_health_and_info(zephyr_url):
+    result = await server_probe(zephyr_url)
+    assert result["healthy"] is True
+    assert result["info"]["model_id"] == "zephyr-7b-beta"
+    assert result["info"]["max_total_tokens"] == 4096
+    down = await server_probe(f"http://127.0.0.1:{free_port()}", timeout=1)
+    assert down["healthy"] is False and down["error"]
+
+
+def test_stop_filter_holds_back_a_possible_stop_prefix():
+    f = StopSequenceFilter(["<|user|>"])
+    assert f.feed("Hello <|us") == "Hello "
+    assert f.feed("er|> more") == ""
+    assert f.stopped and f.emitted == "Hello "
+
+
+def test_stop_filter_releases_a_prefix_that_did_not_become_a_stop():
+    f = StopSequenceFilter(["###"])
+    assert f.feed("a #") == "a "
+    assert f.feed("#") == ""  # "##" could still become "###"
+    assert f.feed(" b") == "## b"
+    assert f.flush() == ""
+    g = StopSequenceFilter(["###"])
+    g.feed("end ##")
+    assert g.flush() == "##" and g.emitted == "end ##"
