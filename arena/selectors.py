@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db.models import Prefetch
 
 from arena.clients import ClientIdentity
@@ -14,13 +16,17 @@ def models_drawable() -> list[ChatModel]:
 
 
 def battle_get_for_client(*, battle_id, client: ClientIdentity, for_update: bool = False) -> Battle:
+    try:
+        battle_id = uuid.UUID(str(battle_id))
+    except ValueError:
+        raise NotFound("This battle doesn't exist or isn't yours.") from None
     qs = Battle.objects.select_related("model_a", "model_b")
     if for_update:
         qs = qs.select_for_update(of=("self",))
     try:
         return qs.get(id=battle_id, client_id=client.client_id)
-    except (Battle.DoesNotExist, ValueError, TypeError):
-        # ValueError/TypeError: not a UUID. Another client's battle looks exactly like a missing one.
+    except Battle.DoesNotExist:
+        # Another client's battle looks exactly like a missing one.
         raise NotFound("This battle doesn't exist or isn't yours.") from None
 
 

@@ -121,11 +121,28 @@ def worker_start(logs: Path, name: str = "worker") -> subprocess.Popen:
 
 
 @pytest.fixture(scope="session")
-def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
-    """A real Celery worker process and a real uvicorn ASGI server on the test database."""
-    logs = tmp_path_factory.mktemp("live-logs")
+def live_logs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("live-logs")
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, live_logs):
+    """A real Celery worker process (thread pool) consuming the test broker, on the test database."""
+    proc = worker_start(live_logs)
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def live_stack(celery_worker_process, live_logs):
+    """The real worker plus a real uvicorn ASGI server on the test database."""
+    logs = live_logs
     port = free_port()
-    worker = worker_start(logs)
+    worker = celery_worker_process
     web_log = logs / "web.log"
     web = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
@@ -144,10 +161,8 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
         raise RuntimeError(f"web exited: {web_log.read_text()[-3000:]}")
     stack = LiveStack(f"http://127.0.0.1:{port}", worker, web, logs)
     yield stack
-    for proc in (web, stack.worker):
-        proc.terminate()
-    for proc in (web, stack.worker):
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    web.terminate()
+    try:
+        web.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        web.kill()

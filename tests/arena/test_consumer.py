@@ -1,0 +1,184 @@
+"""The arena websocket through the routed ASGI app, the Redis channel layer and a real worker."""
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.backends.db import SessionStore
+
+from arena.models import Battle, Vote
+from config.asgi import application
+from inference.devserver import DevServerConfig, serve_in_thread
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+@sync_to_async
+def new_session_key() -> str:
+    store = SessionStore()
+    store["arena"] = True
+    store.save()
+    return store.session_key
+
+
+async def connect(session_key: str | None = None, origin=ORIGIN) -> WebsocketCommunicator:
+    headers = [origin] if origin else []
+    if session_key:
+        headers.append((b"cookie", f"sessionid={session_key}".encode()))
+    communicator = WebsocketCommunicator(application, "/ws/arena/", headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def frames_until(comm, predicate, timeout=15.0) -> list[dict]:
+    frames = []
+    while True:
+        frame = json.loads(await comm.receive_from(timeout=timeout))
+        frames.append(frame)
+        if predicate(frame, frames):
+            return frames
+
+
+def both_finished(_frame, frames):
+    return {f["side"] for f in frames if f["type"] in ("done", "failed")} >= {"a", "b"}
+
+
+async def test_a_socket_without_a_session_is_closed():
+    communicator = WebsocketCommunicator(application, "/ws/arena/", headers=[ORIGIN])
+    connected, code = await communicator.connect()
+    assert not connected or (await communicator.receive_output())["type"] == "websocket.close"
+    await communicator.disconnect()
+
+
+async def test_a_foreign_origin_is_refused():
+    key = await new_session_key()
+    communicator = WebsocketCommunicator(
+        application, "/ws/arena/", headers=[(b"origin", b"http://evil.example"), (b"cookie", f"sessionid={key}".encode())]
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    ["not json", "[]", "42", '{"action": "explode"}', '{"no": "action"}', '{"action": "vote", "battle": 7}',
+     '{"action": "join", "battle": "not-a-uuid"}', '{"action": "regenerate"}', "x" * 200_000, '[[[[[[[[[[[['],
+)
+async def test_malformed_frames_get_an_error_frame_and_the_socket_survives(frame):
+    comm = await connect(await new_session_key())
+    await comm.send_to(text_data=frame)
+    reply = json.loads(await comm.receive_from(timeout=5))
+    assert reply["type"] == "error" and reply["message"]
+    await comm.send_to(text_data=json.dumps({"action": "new_round"}))
+    assert json.loads(await comm.receive_from(timeout=5)) == {"type": "state", "state": None}
+    await comm.disconnect()
+
+
+async def test_binary_frames_get_an_error_frame():
+    comm = await connect(await new_session_key())
+    await comm.send_to(bytes_data=b"\x00\x01")
+    assert json.loads(await comm.receive_from(timeout=5))["type"] == "error"
+    await comm.disconnect()
+
+
+async def test_an_oversize_prompt_is_refused_with_a_clear_message(chat_models):
+    comm = await connect(await new_session_key())
+    await comm.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "x" * 30_001}))
+    reply = json.loads(await comm.receive_from(timeout=5))
+    assert reply["type"] == "error" and "too long" in reply["message"]
+    assert await sync_to_async(Battle.objects.count)() == 0
+    await comm.disconnect()
+
+
+async def test_a_full_battle_streams_votes_and_reveals(chat_models, celery_worker_process):
+    comm = await connect(await new_session_key())
+    await comm.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "Tell me about rivers"}))
+    frames = await frames_until(comm, both_finished)
+    state = frames[0]
+    assert state["type"] == "state"
+    battle_id = state["state"]["battle"]
+    raw = json.dumps(frames)
+    assert "zephyr" not in raw and "mistral" not in raw  # no name before the vote
+    for side in ("a", "b"):
+        deltas = [f for f in frames if f["type"] == "delta" and f["side"] == side]
+        done = next(f for f in frames if f["type"] == "done" and f["side"] == side)
+        assert deltas, "replies must stream"
+        streamed = ""
+        for d in deltas:
+            assert d["offset"] == len(streamed)  # in order, no gap, no duplicate
+            streamed += d["text"]
+        assert streamed == done["text"] and done["token_count"] > 0 and done["ttft_ms"] is not None
+    texts = {f["side"]: f["text"] for f in frames if f["type"] == "done"}
+    assert texts["a"] != texts["b"]  # two different models
+
+    await comm.send_to(text_data=json.dumps({"action": "vote", "battle": battle_id, "outcome": "bothbad"}))
+    reveal = json.loads(await comm.receive_from(timeout=5))
+    assert reveal["type"] == "revealed" and reveal["outcome"] == "bothbad"
+    assert {reveal["model_a"], reveal["model_b"]} == {"zephyr-7b-beta", "mistral-7b-instruct"}
+    await comm.send_to(text_data=json.dumps({"action": "vote", "battle": battle_id, "outcome": "a"}))
+    again = json.loads(await comm.receive_from(timeout=5))
+    assert again["type"] == "error" and again["code"] == "not_allowed"
+    assert await sync_to_async(Vote.objects.filter(battle_id=battle_id).count)() == 1
+    await comm.disconnect()
+
+
+@pytest.fixture
+def slow_models(db):
+    """Models slow enough (25 tokens/s) that a reconnect surely lands mid-stream."""
+    from arena.models import ChatModel
+
+    configs = [DevServerConfig(model_id=f"slow-{i}", time_to_first_token=0.05, tokens_per_second=25) for i in (1, 2)]
+    with serve_in_thread(configs[0]) as url_1, serve_in_thread(configs[1]) as url_2:
+        yield [
+            ChatModel.objects.create(name="slow-1", endpoint_url=url_1, template="zephyr", parameters={"max_new_tokens": 60}),
+            ChatModel.objects.create(name="slow-2", endpoint_url=url_2, template="chatml", parameters={"max_new_tokens": 60}),
+        ]
+
+
+async def test_a_reconnecting_browser_gets_the_text_so_far_without_gap_or_duplicate(slow_models, celery_worker_process):
+    key = await new_session_key()
+    comm = await connect(key)
+    # A long reply, so the reconnect lands mid-stream.
+    await comm.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "Write a long essay on tea"}))
+    frames = await frames_until(comm, lambda f, fs: sum(x["type"] == "delta" for x in fs) >= 4)
+    battle_id = frames[0]["state"]["battle"]
+    await comm.disconnect()
+
+    comm = await connect(key)  # same session: the same person after a network blip
+    await comm.send_to(text_data=json.dumps({"action": "join", "battle": battle_id}))
+    frames = await frames_until(comm, both_finished)
+    snapshot = frames[0]["state"]["turns"][0]["sides"]
+    assert any(snapshot[s]["status"] == "streaming" and snapshot[s]["text"] for s in ("a", "b")), "not mid-stream"
+    text = {s: snapshot[s]["text"] for s in ("a", "b")}
+    finished = {s for s in ("a", "b") if snapshot[s]["status"] == "done"}
+    for f in frames[1:]:
+        if f["type"] == "delta":
+            have = len(text[f["side"]])
+            assert f["offset"] <= have, "a gap"
+            text[f["side"]] += f["text"][have - f["offset"]:]
+        elif f["type"] == "done":
+            assert text[f["side"]] == f["text"]
+            finished.add(f["side"])
+    assert finished == {"a", "b"}
+    await comm.disconnect()
+
+
+async def test_another_session_cannot_join_or_vote(chat_models, celery_worker_process):
+    owner = await connect(await new_session_key())
+    await owner.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "Hi"}))
+    frames = await frames_until(owner, both_finished)
+    battle_id = frames[0]["state"]["battle"]
+    intruder = await connect(await new_session_key())
+    await intruder.send_to(text_data=json.dumps({"action": "join", "battle": battle_id}))
+    assert json.loads(await intruder.receive_from(timeout=5))["code"] == "not_found"
+    await intruder.send_to(text_data=json.dumps({"action": "vote", "battle": battle_id, "outcome": "a"}))
+    assert json.loads(await intruder.receive_from(timeout=5))["type"] == "error"
+    assert await intruder.receive_nothing(timeout=0.3)
+    assert await sync_to_async(Vote.objects.count)() == 0
+    await owner.disconnect()
+    await intruder.disconnect()
