@@ -1,0 +1,44 @@
+"""The arena page in a real Chromium against the real stack (uvicorn, Celery worker, dev servers)."""
+
+import os
+
+import pytest
+from playwright.sync_api import expect
+
+from arena.models import Battle, Vote
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
+# Playwright's sync API runs an event loop in this thread; Django's ORM is still safe to call here.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def test_a_full_battle_votes_and_reveals_the_names(page, live_stack, chat_models):
+    html_before = []
+    page.on("response", lambda r: html_before.append(r.text()) if "text/html" in r.headers.get("content-type", "") else None)
+    frames = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(payload)))
+    page.goto(live_stack.base_url + "/")
+    expect(page.get_by_test_id("vote-a")).to_be_disabled()
+    page.get_by_test_id("prompt").fill("Tell me about the history of tea")
+    page.get_by_test_id("send").click()
+
+    for side in ("a", "b"):
+        expect(page.get_by_test_id(f"reply-{side}").locator(".msg.bot.done")).to_have_count(1, timeout=20_000)
+    text_a = page.get_by_test_id("reply-a").locator(".msg.bot").inner_text()
+    text_b = page.get_by_test_id("reply-b").locator(".msg.bot").inner_text()
+    assert len(text_a) > 20 and text_a != text_b
+    expect(page.get_by_test_id("model-a")).to_have_text("")
+    for name in ("zephyr-7b-beta", "mistral-7b-instruct"):
+        assert all(name not in html for html in html_before)
+        assert all(name not in str(frame) for frame in frames)
+        assert name not in page.content()
+
+    expect(page.get_by_test_id("vote-b")).to_be_enabled()
+    page.get_by_test_id("vote-b").click()
+    expect(page.get_by_test_id("model-a")).not_to_have_text("", timeout=10_000)
+    revealed = {page.get_by_test_id("model-a").inner_text(), page.get_by_test_id("model-b").inner_text()}
+    assert revealed == {"— zephyr-7b-beta", "— mistral-7b-instruct"}
+    expect(page.get_by_test_id("vote-a")).to_be_disabled()
+    battle = Battle.objects.get()
+    assert Vote.objects.get(battle=battle).outcome == "b"
+    assert page.dialogs == []
