@@ -3,9 +3,13 @@ import shutil
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """Debian's chromium driven by Playwright; a browser is never downloaded at test time."""
+    """Debian's chromium driven by Playwright; a browser is never downloaded at test time.
+
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread, which
+    must be gone before the asyncio tests of other modules run.
+    """
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium")
