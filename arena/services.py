@@ -21,6 +21,7 @@ from arena import events
 from arena.clients import ClientIdentity
 from arena.errors import ArenaError, NoModelsAvailable, NotAllowed, RateLimited
 from arena.models import Battle, ChatModel, Reply, Turn, Vote
+from arena.live import live_redis, live_text
 from arena.publish import group_publish
 from arena.sampling import pair_draw
 from arena.selectors import battle_get_for_client, battle_has_vote, models_drawable, replies_current, turn_last
@@ -165,6 +166,7 @@ def _replies_queue(turn: Turn, *, sides: tuple[str, ...]) -> None:
 @dataclass(frozen=True)
 class GenerationJob:
     reply_id: int
+    model_id: int
     request: GenerationRequest
     group: str
     ref: events.ReplyRef
@@ -196,7 +198,7 @@ def reply_claim(*, reply_id: int) -> GenerationJob | None:
         timeout_seconds=float(model.timeout_seconds),
     )
     ref = events.reply_ref(battle_id=turn.battle_id, turn_index=turn.index, attempt=reply.attempt, side=reply.side)
-    return GenerationJob(reply_id=reply.id, request=request, group=events.battle_group(turn.battle_id), ref=ref)
+    return GenerationJob(reply_id=reply.id, model_id=model.id, request=request, group=events.battle_group(turn.battle_id), ref=ref)
 
 
 def reply_requeue(*, reply_id: int) -> None:
@@ -246,19 +248,36 @@ def reply_finish(
     return True
 
 
-def replies_sweep(*, older_than: timedelta | None = None) -> int:
-    """Fail replies stuck in queued/streaming (a worker died, the broker lost the task)."""
-    cutoff = timezone.now() - (older_than or timedelta(seconds=settings.ARENA_REPLY_STALE_SECONDS))
-    stuck = list(
-        Reply.objects.filter(
-            status__in=[Reply.Status.QUEUED, Reply.Status.STREAMING], created_at__lt=cutoff
-        ).values_list("id", "status")
-    )
+def replies_sweep(*, now=None) -> int:
+    """Fail replies no worker will finish: queued too long, streaming with no heartbeat, too old.
+
+    A worker refreshes a reply's heartbeat key in Redis while it streams; a killed worker stops
+    doing so, and its reply is failed here within a heartbeat period plus the sweep interval.
+    """
+    from inference.relay import heartbeat_key
+
+    now = now or timezone.now()
+    queued_cutoff = now - timedelta(seconds=settings.ARENA_REPLY_QUEUE_TIMEOUT_SECONDS)
+    stale_cutoff = now - timedelta(seconds=settings.ARENA_REPLY_STALE_SECONDS)
+    grace_cutoff = now - timedelta(seconds=settings.ARENA_REPLY_HEARTBEAT_SECONDS)
     swept = 0
-    for reply_id, status in stuck:
-        if status == Reply.Status.QUEUED:
-            Reply.objects.filter(id=reply_id, status=Reply.Status.QUEUED).update(status=Reply.Status.STREAMING)
-        swept += reply_finish(reply_id=reply_id, text="", failure="The reply was lost (no worker finished it). Regenerate to try again.")
+    for reply_id in Reply.objects.filter(status=Reply.Status.QUEUED, created_at__lt=queued_cutoff).values_list("id", flat=True):
+        # Claim it as the worker would, so a late worker can't start it afterwards.
+        if Reply.objects.filter(id=reply_id, status=Reply.Status.QUEUED).update(status=Reply.Status.STREAMING):
+            swept += reply_finish(reply_id=reply_id, text="", failure="No worker was free to generate this reply. Regenerate to try again.")
+    streaming = Reply.objects.filter(status=Reply.Status.STREAMING, started_at__lt=grace_cutoff).values_list("id", "started_at")
+    redis = live_redis()
+    for reply_id, started_at in streaming:
+        alive = redis.exists(heartbeat_key(reply_id))
+        if alive and started_at >= stale_cutoff:
+            continue
+        text = live_text(reply_id)
+        reason = (
+            "The worker generating this reply stopped. Regenerate to try again."
+            if not alive
+            else "This reply took too long and was stopped. Regenerate to try again."
+        )
+        swept += reply_finish(reply_id=reply_id, text=text, failure=reason)
     return swept
 
 
@@ -315,7 +334,29 @@ def vote_cast(*, battle_id, client: ClientIdentity, outcome: object) -> Vote:
 # --- model registry --------------------------------------------------------------------------
 
 
+def model_failure_record(*, model_id: int, error: str) -> bool:
+    """Count a failed generation; enough of them in the window mark the model unhealthy."""
+    key = f"health:failures:{model_id}"
+    cache.add(key, 0, timeout=settings.ARENA_MODEL_FAILURE_WINDOW_SECONDS)
+    try:
+        failures = cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, timeout=settings.ARENA_MODEL_FAILURE_WINDOW_SECONDS)
+        failures = 1
+    if failures < settings.ARENA_MODEL_FAILURES_UNHEALTHY:
+        return False
+    ChatModel.objects.filter(id=model_id).update(
+        healthy=False, last_error=f"{failures} failed generations recently; last: {error}"[:2000],
+        health_checked_at=timezone.now(),
+    )
+    return True
+
+
 def model_health_record(*, model_id: int, healthy: bool, error: str = "", info: dict | None = None) -> None:
+    """Store a probe's verdict; a model failing generations stays unhealthy until the window ends."""
+    failures = cache.get(f"health:failures:{model_id}") or 0
+    if healthy and failures >= settings.ARENA_MODEL_FAILURES_UNHEALTHY:
+        healthy, error = False, f"/health is fine but {failures} generations failed recently"
     fields = {"healthy": healthy, "last_error": error[:2000], "health_checked_at": timezone.now()}
     if info:
         fields["server_info"] = info

@@ -63,8 +63,18 @@ try:
     # Coalescing window for streamed deltas: trades a little latency for far fewer messages.
     ARENA_DELTA_FLUSH_MS = env.int("ARENA_DELTA_FLUSH_MS", 30, validate=lambda n: n >= 0)
     ARENA_DELTA_FLUSH_CHARS = env.int("ARENA_DELTA_FLUSH_CHARS", 256, validate=lambda n: n > 0)
-    # A side stuck in queued/streaming longer than this is marked failed by the sweeper.
-    ARENA_REPLY_STALE_SECONDS = env.int("ARENA_REPLY_STALE_SECONDS", 600, validate=lambda n: n > 0)
+    # A streaming reply refreshes a heartbeat in Redis; the sweeper fails one whose heartbeat
+    # expired (its worker died), one queued longer than the queue timeout (no worker took it),
+    # and anything older than the stale limit.
+    ARENA_REPLY_HEARTBEAT_SECONDS = env.float("ARENA_REPLY_HEARTBEAT_SECONDS", 10.0, validate=lambda n: n > 0)
+    ARENA_REPLY_QUEUE_TIMEOUT_SECONDS = env.int("ARENA_REPLY_QUEUE_TIMEOUT_SECONDS", 120, validate=lambda n: n > 0)
+    ARENA_REPLY_STALE_SECONDS = env.int("ARENA_REPLY_STALE_SECONDS", 900, validate=lambda n: n > 0)
+    ARENA_SWEEP_INTERVAL_SECONDS = env.float("ARENA_SWEEP_INTERVAL_SECONDS", 10.0, validate=lambda n: n > 0)
+    # Health: this many failed generations within the window mark a model unhealthy until the
+    # periodic probe sees it well again.
+    ARENA_MODEL_FAILURES_UNHEALTHY = env.int("ARENA_MODEL_FAILURES_UNHEALTHY", 3, validate=lambda n: n > 0)
+    ARENA_MODEL_FAILURE_WINDOW_SECONDS = env.int("ARENA_MODEL_FAILURE_WINDOW_SECONDS", 120, validate=lambda n: n > 0)
+    ARENA_PROBE_INTERVAL_SECONDS = env.float("ARENA_PROBE_INTERVAL_SECONDS", 30.0, validate=lambda n: n > 0)
     ARENA_IDENTITY_WORDS = env.list(
         "ARENA_IDENTITY_WORDS",
         [
@@ -190,8 +200,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", "arena")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
-    "reply-sweep": {"task": "inference.tasks.replies_sweep", "schedule": 60.0},
-    "model-probe": {"task": "inference.tasks.models_probe", "schedule": 30.0},
+    "reply-sweep": {"task": "inference.tasks.replies_sweep", "schedule": ARENA_SWEEP_INTERVAL_SECONDS},
+    "model-probe": {"task": "inference.tasks.models_probe", "schedule": ARENA_PROBE_INTERVAL_SECONDS},
 }
 
 LOGGING = {

@@ -23,6 +23,10 @@ def live_text_key(reply_id: int) -> str:
     return f"arena:reply:{reply_id}:live"
 
 
+def heartbeat_key(reply_id: int) -> str:
+    return f"arena:reply:{reply_id}:alive"
+
+
 @dataclass
 class RelayOutcome:
     text: str = ""
@@ -52,6 +56,7 @@ async def relay_stream(
     channel_layer,
     flush_ms: int,
     flush_chars: int,
+    heartbeat_seconds: float = 10.0,
 ) -> RelayOutcome:
     """Run one generation to its end, publishing deltas; never raises for a model failure."""
     outcome = RelayOutcome()
@@ -88,7 +93,14 @@ async def relay_stream(
         sent += len(text)
         await channel_layer.group_send(target.group, event)
 
+    async def beat() -> None:
+        # Proves a live worker owns this reply; the sweeper fails replies whose key expired.
+        while True:
+            await redis.set(heartbeat_key(target.reply_id), 1, px=int(heartbeat_seconds * 1000))
+            await asyncio.sleep(heartbeat_seconds / 3)
+
     producer = asyncio.create_task(produce())
+    heartbeat = asyncio.create_task(beat())
     try:
         while True:
             window = flush_ms / 1000
@@ -117,11 +129,12 @@ async def relay_stream(
                 outcome.failure = item
         await flush()
     finally:
-        producer.cancel()
-        try:
-            await producer
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001
-            pass
+        for task in (producer, heartbeat):
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - already ending
+                pass
     if outcome.failure is None and outcome.ttft_ms is None and outcome.finish_reason:
         outcome.ttft_ms = int((time.monotonic() - started) * 1000)  # an empty reply
     if outcome.failure is not None:

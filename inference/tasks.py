@@ -28,6 +28,8 @@ from inference.relay import RelayOutcome, RelayTarget, relay_stream
 log = logging.getLogger(__name__)
 
 MAX_TRANSIENT_RETRIES = 3
+# Failures that say something about the server's health (not about one request).
+HEALTH_FAILURE_KINDS = {"overloaded", "unavailable", "disconnected", "stalled", "timeout", "incomplete"}
 
 
 async def _relay(job: services.GenerationJob) -> RelayOutcome:
@@ -41,6 +43,7 @@ async def _relay(job: services.GenerationJob) -> RelayOutcome:
             channel_layer=get_channel_layer(),
             flush_ms=settings.ARENA_DELTA_FLUSH_MS,
             flush_chars=settings.ARENA_DELTA_FLUSH_CHARS,
+            heartbeat_seconds=settings.ARENA_REPLY_HEARTBEAT_SECONDS,
         )
     finally:
         await redis.aclose()
@@ -62,6 +65,8 @@ def reply_generate(self, reply_id: int) -> str:
         # Nothing reached the user yet, so a quiet retry with backoff is invisible to them.
         services.reply_requeue(reply_id=reply_id)
         raise self.retry(countdown=min(2 ** self.request.retries, 10))
+    if failure is not None and failure.kind in HEALTH_FAILURE_KINDS:
+        services.model_failure_record(model_id=job.model_id, error=failure.message)
     services.reply_finish(
         reply_id=reply_id,
         text=outcome.text,

@@ -170,13 +170,52 @@ def test_reply_finish_stores_once(chat_models, alice):
     assert (reply.text, reply.status, reply.ttft_ms, reply.duration_ms) == ("first", "done", 5, 9)
 
 
-def test_the_sweep_fails_replies_left_behind(chat_models, alice):
+def test_the_sweep_fails_replies_no_worker_will_finish(chat_models, alice):
+    from django.utils import timezone
+
+    from arena.live import live_redis
+    from inference.relay import heartbeat_key
+
     turn = services.battle_start(client=alice, text="Q")
-    Reply.objects.filter(turn=turn, side="a").update(status=Reply.Status.STREAMING)
-    assert services.replies_sweep(older_than=timedelta(hours=1)) == 0
-    assert services.replies_sweep(older_than=timedelta(seconds=-1)) == 2
-    assert set(Reply.objects.values_list("status", flat=True)) == {"failed"}
-    assert "Regenerate" in Reply.objects.first().failure_reason
+    a, b = turn.replies.get(side="a"), turn.replies.get(side="b")
+    now = timezone.now()
+    assert services.replies_sweep(now=now) == 0  # fresh replies are left alone
+    # a: a worker took it and died (no heartbeat); b: a worker is streaming it (heartbeat alive).
+    Reply.objects.filter(id__in=[a.id, b.id]).update(status=Reply.Status.STREAMING, started_at=now - timedelta(minutes=1))
+    live_redis().set(heartbeat_key(b.id), 1, ex=30)
+    assert services.replies_sweep(now=now) == 1
+    a.refresh_from_db(), b.refresh_from_db()
+    assert a.status == "failed" and "worker" in a.failure_reason and "Regenerate" in a.failure_reason
+    assert b.status == "streaming"
+    live_redis().delete(heartbeat_key(b.id))
+
+
+def test_the_sweep_fails_replies_nobody_picked_up(chat_models, alice):
+    from django.utils import timezone
+
+    turn = services.battle_start(client=alice, text="Q")
+    later = timezone.now() + timedelta(seconds=121)
+    assert services.replies_sweep(now=later) == 2
+    assert set(turn.replies.values_list("status", flat=True)) == {"failed"}
+    assert "No worker" in turn.replies.first().failure_reason
+
+
+def test_repeated_generation_failures_mark_a_model_unhealthy_until_the_window_passes(chat_models):
+    model = chat_models[0]
+    assert services.model_failure_record(model_id=model.id, error="overloaded") is False
+    assert services.model_failure_record(model_id=model.id, error="overloaded") is False
+    assert services.model_failure_record(model_id=model.id, error="overloaded") is True
+    model.refresh_from_db()
+    assert model.healthy is False and "overloaded" in model.last_error
+    services.model_health_record(model_id=model.id, healthy=True)  # /health alone doesn't clear it
+    model.refresh_from_db()
+    assert model.healthy is False
+    from django.core.cache import cache
+
+    cache.delete(f"health:failures:{model.id}")  # the window passed
+    services.model_health_record(model_id=model.id, healthy=True, info={"model_id": "z"})
+    model.refresh_from_db()
+    assert model.healthy is True and model.server_info == {"model_id": "z"}
 
 
 def test_identity_mentions_in_replies_flag_the_vote(chat_models, alice):
