@@ -162,3 +162,22 @@ class ArenaConsumer(AsyncWebsocketConsumer):
 
     async def _error(self, code: str, message: str, action: str | None = None) -> None:
         await self.send(json.dumps({"type": "error", "code": code, "message": message, "action": action}))
+
+
+class LeaderboardConsumer(AsyncWebsocketConsumer):
+    """Read-only: the current leaderboard on connect, then every update as it is published."""
+
+    async def connect(self) -> None:
+        await self.channel_layer.group_add(events.LEADERBOARD_GROUP, self.channel_name)
+        await self.accept()
+        snapshot = await database_sync_to_async(selectors.leaderboard_current)()
+        await self.send(json.dumps({"type": "leaderboard", "leaderboard": snapshot}))
+
+    async def disconnect(self, code: int) -> None:
+        await self.channel_layer.group_discard(events.LEADERBOARD_GROUP, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        await self.send(json.dumps({"type": "error", "code": "read_only", "message": "This socket only sends."}))
+
+    async def leaderboard_updated(self, event: events.LeaderboardUpdated) -> None:
+        await self.send(json.dumps({"type": "leaderboard", "leaderboard": event["leaderboard"]}))

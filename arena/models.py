@@ -9,6 +9,7 @@ import uuid
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from inference.chat_templates import TEMPLATE_CHOICES
 
@@ -17,7 +18,9 @@ class ChatModel(models.Model):
     """A model that can be drawn into battles, served by one TGI-compatible endpoint."""
 
     name = models.CharField(max_length=100, unique=True, help_text="Shown only after a vote.")
-    endpoint_url = models.URLField(max_length=500, help_text="Base URL of the TGI server.")
+    endpoint_url = models.URLField(
+        max_length=500, blank=True, help_text="Base URL of the TGI server (empty: rated only, e.g. imported)."
+    )
     template = models.CharField(max_length=32, choices=TEMPLATE_CHOICES, default="zephyr")
     system_prompt = models.TextField(blank=True, help_text="Ignored by templates with no system role.")
     parameters = models.JSONField(
@@ -36,7 +39,15 @@ class ChatModel(models.Model):
     health_checked_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     server_info = models.JSONField(default=dict, blank=True, help_text="Last /info answer.")
+    # Online Elo, updated in vote order as votes are counted (the reference's K=4, start 1000).
+    elo_online = models.FloatField(default=1000.0)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.enabled and not self.endpoint_url:
+            raise ValidationError({"endpoint_url": "An enabled model needs an endpoint URL."})
 
     class Meta:
         ordering = ["name"]
@@ -56,7 +67,10 @@ class Battle(models.Model):
     client_id = models.CharField(max_length=64, db_index=True)
     ip_hash = models.CharField(max_length=64, blank=True)
     anonymous = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # For imported battles: the record's question_id (or a digest), making re-imports idempotent.
+    source_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    judge = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
         constraints = [
@@ -137,4 +151,23 @@ class Vote(models.Model):
     identity_flagged = models.BooleanField(
         default=False, help_text="A reply named a model or vendor; excluded from ratings by default."
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    counted = models.BooleanField(default=False, help_text="Included in the rating counts.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+
+class PairCount(models.Model):
+    """How many counted votes had this model on side A, that one on side B, and this outcome.
+
+    The leaderboard is fitted from these K x K x 4 counts, so a refit costs O(K^2) whatever the
+    number of votes; a vote adds 1 to one row.
+    """
+
+    model_a = models.ForeignKey(ChatModel, on_delete=models.CASCADE, related_name="+")
+    model_b = models.ForeignKey(ChatModel, on_delete=models.CASCADE, related_name="+")
+    outcome = models.PositiveSmallIntegerField()  # arena.ratings.A_WINS / B_WINS / TIE / BOTH_BAD
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model_a", "model_b", "outcome"], name="paircount_unique_cell")
+        ]

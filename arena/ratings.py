@@ -41,8 +41,10 @@ Ridge
     less than 0.01 points (tested).  ``ridge=0`` gives the plain MLE; for a
     separated model the plain MLE is infinite and the result is whatever
     ``max_iter`` Newton steps reach.  With the default ridge an unbeaten
-    model ends a few thousand points above the rest: a correct but useless
-    number, just as in FastChat, whose optimiser stops on its tolerance.
+    model ends some 2,000 points or more above the rest: finite and
+    deterministic but not meaningful (FastChat's L-BFGS likewise stops at a
+    large value set by its tolerance).  Analytic intervals of such a model
+    are not meaningful either; the bootstrap shows the instability.
 
 Models without battles
     A model whose row and column of ``counts`` are empty is not part of the
@@ -63,8 +65,25 @@ Intervals
     one (FastChat anchors every bootstrap round, so the anchored model gets
     a zero-width interval).
 
+    Bootstrap implementation: the multinomial is drawn exactly by
+    Poissonisation plus an exact correction of each round's total (one
+    Poisson variate per cell instead of numpy's one binomial per cell), over
+    the cells pooled per unordered pair (i won / j won / tie or both-bad),
+    which has the same law as FastChat's per-(a, b, outcome) draw because
+    the fit only sees those sums; ``sampler="reference"`` instead replays
+    FastChat's exact random stream.  Rounds are fitted in batches by a chord
+    (fixed-Hessian Newton) iteration warm-started at the full fit, with a
+    damped Newton fallback, in chunks spread over threads; results depend on
+    ``seed`` only, not on the number of threads.
+
 Rank (UB)
     ``rank = 1 + #{models whose lower bound > this model's upper bound}``.
+
+Charts
+    ``win_fraction_matrix`` follows FastChat's pairwise win fraction: both
+    orientations pooled, ties and both-bad in the denominator but a win for
+    neither side (``tie_weight=0.5`` counts them as half a win instead).
+    ``battle_count_matrix`` is symmetric, ``votes_per_model`` its row sums.
 
 Online Elo
     Battles in time order, K = 4, base 10, scale 400, initial 1000, ties and
@@ -76,7 +95,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import NamedTuple, Sequence
 
@@ -90,6 +109,7 @@ __all__ = [
     "N_OUTCOMES",
     "OUTCOME_NAMES",
     "WINNER_TO_OUTCOME",
+    "SCORE_A",
     "SCALE",
     "BASE",
     "INITIAL_RATING",
@@ -106,6 +126,7 @@ __all__ = [
     "rating_covariance",
     "analytic_intervals",
     "rank_ub",
+    "elo_step",
     "elo_online",
     "win_fraction_matrix",
     "average_win_rate",
@@ -780,6 +801,28 @@ def rank_ub(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     return np.where(valid, 1 + above, 0).astype(np.int64)
 
 
+def elo_step(
+    rating_a: float,
+    rating_b: float,
+    outcome: int,
+    K: float = 4.0,
+    base: float = 10.0,
+    scale: float = 400.0,
+) -> tuple[float, float]:
+    """One online Elo update for a single vote: returns the new (R_A, R_B).
+
+    Same arithmetic as one iteration of :func:`elo_online`, so applying it to
+    every vote in order reproduces ``elo_online`` exactly.
+    """
+    if not 0 <= outcome < N_OUTCOMES:
+        raise ValueError("unknown outcome code")
+    ra = float(rating_a)
+    rb = float(rating_b)
+    alpha = math.log(base) / scale
+    delta = float(K) * (float(SCORE_A[outcome]) - 1.0 / (1.0 + math.exp(alpha * (rb - ra))))
+    return ra + delta, rb - delta
+
+
 def elo_online(
     a_idx: np.ndarray,
     b_idx: np.ndarray,
@@ -803,16 +846,23 @@ def elo_online(
         raise ValueError("a_idx, b_idx and outcome must be 1-d arrays of equal length")
     if a.size and (o.min() < 0 or o.max() >= N_OUTCOMES):
         raise ValueError("unknown outcome code")
+    if a.size and (min(a.min(), b.min()) < 0 or max(a.max(), b.max()) >= k_models):
+        raise ValueError("model index out of range")
     alpha = math.log(base) / scale
     ratings = [float(initial)] * int(k_models)
     exp = math.exp
     k = float(K)
-    for ia, ib, s in zip(a.tolist(), b.tolist(), SCORE_A[o].tolist()):
-        ra = ratings[ia]
-        rb = ratings[ib]
-        delta = k * (s - 1.0 / (1.0 + exp(alpha * (rb - ra))))
-        ratings[ia] = ra + delta
-        ratings[ib] = rb - delta
+    step = 1 << 16  # convert to Python objects chunk by chunk: flat memory
+    for start in range(0, a.size, step):
+        stop = start + step
+        for ia, ib, s in zip(
+            a[start:stop].tolist(), b[start:stop].tolist(), SCORE_A[o[start:stop]].tolist()
+        ):
+            ra = ratings[ia]
+            rb = ratings[ib]
+            delta = k * (s - 1.0 / (1.0 + exp(alpha * (rb - ra))))
+            ratings[ia] = ra + delta
+            ratings[ib] = rb - delta
     return np.array(ratings)
 
 
@@ -847,7 +897,6 @@ class LeaderboardTable:
     bootstrap_rounds: int
     total_battles: int
     anchor: tuple[int, float] | None = None
-    extra: dict = field(default_factory=dict)
 
     def to_dicts(self) -> list[dict]:
         return [row.to_dict() for row in self.rows]

@@ -94,3 +94,16 @@ def battle_state_for_client(*, battle_id, client: ClientIdentity, live_text=None
 
 def models_all() -> list[ChatModel]:
     return list(ChatModel.objects.all())
+
+
+def leaderboard_current() -> dict:
+    """The last published leaderboard, or a fresh one if none is cached (e.g. Redis restarted)."""
+    from django.core.cache import cache
+
+    from arena.leaderboard import CACHE_CURRENT, leaderboard_snapshot
+
+    snapshot = cache.get(CACHE_CURRENT)
+    if snapshot is None:
+        snapshot = leaderboard_snapshot()
+        cache.set(CACHE_CURRENT, snapshot, timeout=None)
+    return snapshot

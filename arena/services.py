@@ -15,12 +15,14 @@ from functools import lru_cache
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
+import numpy as np
 
-from arena import events
+from arena import events, ratings
 from arena.clients import ClientIdentity
 from arena.errors import ArenaError, NoModelsAvailable, NotAllowed, RateLimited
-from arena.models import Battle, ChatModel, Reply, Turn, Vote
+from arena.models import Battle, ChatModel, PairCount, Reply, Turn, Vote
 from arena.live import live_redis, live_text
 from arena.publish import group_publish
 from arena.sampling import pair_draw
@@ -320,6 +322,9 @@ def vote_cast(*, battle_id, client: ClientIdentity, outcome: object) -> Vote:
             vote = Vote.objects.create(battle=battle, outcome=outcome, client_id=client.client_id, identity_flagged=flagged)
     except IntegrityError:
         raise NotAllowed("This battle already has a vote.") from None
+    if _vote_countable(battle=battle, identity_flagged=flagged):
+        _vote_count(vote=vote, battle=battle)
+        transaction.on_commit(leaderboard_refresh_schedule)
     reveal: events.BattleRevealed = {
         "type": "battle.revealed",
         "battle": str(battle.id),
@@ -329,6 +334,75 @@ def vote_cast(*, battle_id, client: ClientIdentity, outcome: object) -> Vote:
     }
     transaction.on_commit(lambda: group_publish(events.battle_group(battle.id), reveal))
     return vote
+
+
+# --- ratings ---------------------------------------------------------------------------------
+
+OUTCOME_CODES = {
+    Vote.Outcome.A: ratings.A_WINS,
+    Vote.Outcome.B: ratings.B_WINS,
+    Vote.Outcome.TIE: ratings.TIE,
+    Vote.Outcome.BOTHBAD: ratings.BOTH_BAD,
+}
+
+
+def _vote_countable(*, battle: Battle, identity_flagged: bool) -> bool:
+    return battle.anonymous and (settings.ARENA_RATINGS_INCLUDE_FLAGGED or not identity_flagged)
+
+
+def _vote_count(*, vote: Vote, battle: Battle) -> None:
+    """Add a vote to the pair counts and move the online Elo (in commit order)."""
+    # Lock both models in id order: concurrent votes on overlapping pairs can't deadlock.
+    locked = {m.id: m for m in ChatModel.objects.select_for_update().filter(id__in=[battle.model_a_id, battle.model_b_id]).order_by("id")}
+    model_a, model_b = locked[battle.model_a_id], locked[battle.model_b_id]
+    code = OUTCOME_CODES[vote.outcome]
+    updated = PairCount.objects.filter(model_a=model_a, model_b=model_b, outcome=code).update(count=F("count") + 1)
+    if not updated:
+        PairCount.objects.create(model_a=model_a, model_b=model_b, outcome=code, count=1)
+    new_a, new_b = ratings.elo_step(model_a.elo_online, model_b.elo_online, code)
+    ChatModel.objects.filter(id=model_a.id).update(elo_online=new_a)
+    ChatModel.objects.filter(id=model_b.id).update(elo_online=new_b)
+    Vote.objects.filter(id=vote.id).update(counted=True)
+    vote.counted = True
+
+
+def leaderboard_refresh_schedule() -> None:
+    """Queue one live refresh; votes arriving meanwhile ride along with it (debounced)."""
+    from arena.tasks import leaderboard_live_refresh
+
+    if cache.add("leaderboard:live-pending", 1, timeout=5):
+        leaderboard_live_refresh.apply_async(countdown=0.05)
+
+
+@transaction.atomic
+def leaderboard_rebuild() -> int:
+    """Recount every vote from the database (after an import or a change of the counting rules)."""
+    ChatModel.objects.update(elo_online=ratings.INITIAL_RATING)
+    PairCount.objects.all().delete()
+    Vote.objects.update(counted=False)
+    eligible = Vote.objects.filter(battle__anonymous=True)
+    if not settings.ARENA_RATINGS_INCLUDE_FLAGGED:
+        eligible = eligible.filter(identity_flagged=False)
+    rows = list(eligible.order_by("created_at", "id").values_list("battle__model_a_id", "battle__model_b_id", "outcome"))
+    eligible.update(counted=True)
+    if not rows:
+        return 0
+    ids = sorted({r[0] for r in rows} | {r[1] for r in rows})
+    index = {model_id: i for i, model_id in enumerate(ids)}
+    a = np.fromiter((index[r[0]] for r in rows), dtype=np.int64, count=len(rows))
+    b = np.fromiter((index[r[1]] for r in rows), dtype=np.int64, count=len(rows))
+    o = np.fromiter((OUTCOME_CODES[r[2]] for r in rows), dtype=np.int64, count=len(rows))
+    counts = ratings.counts_from_battles(a, b, o, len(ids))
+    elo = ratings.elo_online(a, b, o, len(ids))
+    cells = [
+        PairCount(model_a_id=ids[i], model_b_id=ids[j], outcome=k, count=int(counts[i, j, k]))
+        for i, j, k in zip(*np.nonzero(counts), strict=True)
+    ]
+    PairCount.objects.bulk_create(cells, batch_size=5000)
+    for model_id, rating in zip(ids, elo, strict=True):
+        ChatModel.objects.filter(id=model_id).update(elo_online=float(rating))
+    transaction.on_commit(leaderboard_refresh_schedule)
+    return len(rows)
 
 
 # --- model registry --------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 
-from arena.selectors import models_drawable
+from arena.selectors import leaderboard_current, models_drawable
 
 
 @require_GET
@@ -23,3 +23,13 @@ def healthz(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"ok": True})
+
+
+@require_GET
+def leaderboard_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "arena/leaderboard.html", {"leaderboard": leaderboard_current()})
+
+
+@require_GET
+def leaderboard_api(request: HttpRequest) -> HttpResponse:
+    return JsonResponse(leaderboard_current())

@@ -88,6 +88,10 @@ try:
     ARENA_RATING_ANCHOR_MODEL = env.str("ARENA_RATING_ANCHOR_MODEL", "")
     ARENA_RATING_ANCHOR_VALUE = env.float("ARENA_RATING_ANCHOR_VALUE", 1000.0)
     ARENA_BOOTSTRAP_ROUNDS = env.int("ARENA_BOOTSTRAP_ROUNDS", 1000, validate=lambda n: n >= 0)
+    # The bootstrap reruns at most this often while votes keep arriving.
+    ARENA_BOOTSTRAP_DEBOUNCE_SECONDS = env.float("ARENA_BOOTSTRAP_DEBOUNCE_SECONDS", 10.0, validate=lambda n: n >= 0)
+    # Votes on battles whose replies named a model or vendor are kept but not rated, unless this is on.
+    ARENA_RATINGS_INCLUDE_FLAGGED = env.bool("ARENA_RATINGS_INCLUDE_FLAGGED", False)
     IP_HASH_SALT = env.str("IP_HASH_SALT", SECRET_KEY)
 except EnvError as exc:  # environs names the variable and the bad value
     raise ImproperlyConfigured(f"Bad environment variable: {exc}") from exc

@@ -6,5 +6,7 @@ from arena import views
 urlpatterns = [
     path("", views.arena_page, name="arena"),
     path("healthz", views.healthz, name="healthz"),
+    path("leaderboard/", views.leaderboard_page, name="leaderboard"),
+    path("api/leaderboard/", views.leaderboard_api, name="leaderboard-api"),
     path("admin/", admin.site.urls),
 ]

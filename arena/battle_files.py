@@ -1,0 +1,150 @@
+"""Reading and writing battles in the public clean_battle schema (FastChat / LMSYS).
+
+A record: {"model_a", "model_b", "winner": "model_a"|"model_b"|"tie"|"tie (bothbad)", optional
+"tstamp", "question_id", "judge", "anony", "turn", "language", "conversation_a", "conversation_b"}.
+Files are a JSON array or JSON lines. Parsing is strict: the first malformed record stops
+everything with its line (or array position) number, so nothing is half-read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from arena.ratings import WINNER_TO_OUTCOME
+
+
+class BattleFileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class BattleRecord:
+    line: int
+    model_a: str
+    model_b: str
+    outcome: int
+    tstamp: float | None
+    raw: dict
+
+    @property
+    def anonymous(self) -> bool:
+        return self.raw.get("anony", True) is not False
+
+
+def _records_raw(path: Path) -> Iterator[tuple[int, object]]:
+    with path.open("rb") as fh:
+        head = fh.read(4096).lstrip()
+    if head.startswith(b"["):
+        try:
+            items = json.loads(path.read_bytes())
+        except json.JSONDecodeError as exc:
+            raise BattleFileError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        for i, item in enumerate(items, start=1):
+            yield i, item
+        return
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BattleFileError(f"line {number}: not valid JSON ({exc.msg})") from None
+
+
+def record_validate(number: int, item: object) -> BattleRecord:
+    """One raw record checked against the schema; BattleFileError names its line."""
+    if not isinstance(item, dict):
+        raise BattleFileError(f"line {number}: a battle must be a JSON object")
+    model_a, model_b, winner = item.get("model_a"), item.get("model_b"), item.get("winner")
+    if not isinstance(model_a, str) or not model_a or not isinstance(model_b, str) or not model_b:
+        raise BattleFileError(f"line {number}: model_a and model_b must be non-empty strings")
+    if model_a == model_b:
+        raise BattleFileError(f"line {number}: model_a and model_b are the same model ({model_a!r})")
+    if not isinstance(winner, str) or winner not in WINNER_TO_OUTCOME:
+        raise BattleFileError(
+            f"line {number}: winner must be one of {', '.join(map(repr, WINNER_TO_OUTCOME))}, got {winner!r}"
+        )
+    tstamp = item.get("tstamp")
+    if tstamp is not None and (isinstance(tstamp, bool) or not isinstance(tstamp, (int, float))):
+        raise BattleFileError(f"line {number}: tstamp must be a number (seconds since the epoch)")
+    for key in ("conversation_a", "conversation_b"):
+        conversation = item.get(key)
+        if conversation is not None and not (
+            isinstance(conversation, list)
+            and all(
+                isinstance(m, dict) and m.get("role") in ("user", "assistant", "system") and isinstance(m.get("content", ""), str)
+                for m in conversation
+            )
+        ):
+            raise BattleFileError(f"line {number}: {key} must be a list of {{role, content}} messages")
+    return BattleRecord(number, model_a, model_b, WINNER_TO_OUTCOME[winner], tstamp, item)
+
+
+def battles_read(path: Path | str) -> Iterator[BattleRecord]:
+    """Validated records in file order."""
+    for number, item in _records_raw(Path(path)):
+        yield record_validate(number, item)
+
+
+@dataclass
+class BattleArrays:
+    """Battles as index arrays (for the rating math), in time order when every row has a tstamp."""
+
+    names: list[str]
+    model_a: "np.ndarray"
+    model_b: "np.ndarray"
+    outcome: "np.ndarray"
+    skipped_not_anonymous: int
+
+
+def battles_arrays(path: Path | str) -> BattleArrays:
+    """The fast path of `battles_read` for computing ratings from large files: same validation,
+    no per-record objects. Rows are sorted by tstamp (stable) when present, else kept in file order;
+    non-anonymous battles are left out, as the reference arena does."""
+    import numpy as np
+
+    index: dict[str, int] = {}
+    a_list: list[int] = []
+    b_list: list[int] = []
+    o_list: list[int] = []
+    t_list: list[float] = []
+    skipped = 0
+    has_all_tstamps = True
+    outcomes = WINNER_TO_OUTCOME
+    for number, item in _records_raw(Path(path)):
+        try:
+            model_a, model_b, outcome = item["model_a"], item["model_b"], outcomes[item["winner"]]
+            tstamp = item.get("tstamp")
+            if (
+                type(model_a) is not str or type(model_b) is not str or not model_a or not model_b
+                or model_a == model_b or (tstamp is not None and type(tstamp) not in (int, float))
+            ):
+                raise TypeError
+        except (KeyError, TypeError):
+            record_validate(number, item)  # words the error for this record
+            raise BattleFileError(f"line {number}: malformed battle") from None
+        if item.get("anony", True) is False:
+            skipped += 1
+            continue
+        if tstamp is None:
+            has_all_tstamps = False
+        elif has_all_tstamps:
+            t_list.append(tstamp)
+        a_list.append(index.setdefault(model_a, len(index)))
+        b_list.append(index.setdefault(model_b, len(index)))
+        o_list.append(outcome)
+    a = np.array(a_list, dtype=np.int64)
+    b = np.array(b_list, dtype=np.int64)
+    o = np.array(o_list, dtype=np.int64)
+    if has_all_tstamps and t_list:
+        try:
+            order = np.argsort(np.array(t_list, dtype=np.float64), kind="stable")
+        except (TypeError, ValueError):
+            raise BattleFileError("tstamp must be a number (seconds since the epoch)") from None
+        a, b, o = a[order], b[order], o[order]
+    return BattleArrays(list(index), a, b, o, skipped)
+

@@ -1,0 +1,255 @@
+"""Make the model registry match a list from configuration (ARENA_MODELS or --file).
+
+Each entry names a model; a missing one is created, an existing one (same name) gets the fields
+the entry sets. Fields an entry leaves out keep their current value (or the default on creation),
+and models not in the list are left alone. Every entry is checked before anything is written: one
+bad entry changes nothing.
+
+    ARENA_MODELS='[{"name": "zephyr-7b-beta", "url": "http://tgi-zephyr:80", "template": "zephyr"}]' \
+        python manage.py models_sync
+"""
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from arena.models import ChatModel
+from inference.chat_templates import PRESETS
+
+ENV_VAR = "ARENA_MODELS"
+REQUIRED = ("name", "url", "template")
+# Entry key -> ChatModel field.
+FIELDS = {
+    "name": "name",
+    "url": "endpoint_url",
+    "template": "template",
+    "weight": "weight",
+    "parameters": "parameters",
+    "system_prompt": "system_prompt",
+    "timeout_seconds": "timeout_seconds",
+    "enabled": "enabled",
+}
+KEYS = {field: key for key, field in FIELDS.items()}
+# A host name (one label or more: compose service names have no dot), an IPv4 or a bracketed IPv6.
+_HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+class EntryError(Exception):
+    """One problem with one field of one entry."""
+
+
+def _name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise EntryError("must be a non-empty string")
+    limit = ChatModel._meta.get_field("name").max_length
+    if len(value) > limit:
+        raise EntryError(f"must be at most {limit} characters")
+    return value.strip()
+
+
+def _url(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise EntryError("must be a URL string such as http://tgi-zephyr:80")
+    limit = ChatModel._meta.get_field("endpoint_url").max_length
+    if len(value) > limit or any(c.isspace() for c in value):
+        raise EntryError(f"{value!r} is not a valid URL")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise EntryError(f"{value!r} must start with http:// or https://")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise EntryError(f"{value!r} has an invalid port") from None
+    host = parts.hostname or ""
+    if not host or not (_HOST.match(host) or ":" in host):  # ':' only in an IPv6 literal here
+        raise EntryError(f"{value!r} has no valid host name")
+    if parts.query or parts.fragment:
+        raise EntryError(f"{value!r} must not have a query or fragment")
+    return value
+
+
+def _template(value: object) -> str:
+    if value not in PRESETS:
+        raise EntryError(f"{value!r} is not a template; choose one of {', '.join(sorted(PRESETS))}")
+    return value
+
+
+def _weight(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise EntryError(f"must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _parameters(value: object) -> dict:
+    if not isinstance(value, dict):
+        raise EntryError(f"must be an object of generation parameters, got {value!r}")
+    stop = value.get("stop", [])
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+        raise EntryError("'stop' must be a list of strings")
+    return value
+
+
+def _system_prompt(value: object) -> str:
+    if not isinstance(value, str):
+        raise EntryError(f"must be a string, got {value!r}")
+    return value
+
+
+def _timeout_seconds(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise EntryError(f"must be a whole number of seconds >= 1, got {value!r}")
+    return value
+
+
+def _enabled(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise EntryError(f"must be true or false, got {value!r}")
+    return value
+
+
+CHECKS = {
+    "name": _name,
+    "url": _url,
+    "template": _template,
+    "weight": _weight,
+    "parameters": _parameters,
+    "system_prompt": _system_prompt,
+    "timeout_seconds": _timeout_seconds,
+    "enabled": _enabled,
+}
+
+
+def _json_type(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def entries_parse(text: str, source: str) -> list[dict]:
+    """The list of entries in `text`, each checked and converted to ChatModel field values.
+
+    Raises CommandError naming every bad entry and field (by `source[index]`).
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(data, list):
+        raise CommandError(f"{source} must be a JSON list of model objects, got {_json_type(data)}")
+    problems: list[str] = []
+    entries: list[dict] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(data):
+        where = f"{source}[{index}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: must be an object, got {_json_type(item)}")
+            continue
+        if isinstance(item.get("name"), str) and item["name"].strip():
+            where += f" ({item['name'].strip()!r})"
+        unknown = sorted(set(item) - set(FIELDS))
+        if unknown:
+            problems.append(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(FIELDS)}")
+        for key in REQUIRED:
+            if key not in item:
+                problems.append(f"{where}: missing required field '{key}'")
+        values = {}
+        for key, check in CHECKS.items():
+            if key not in item:
+                continue
+            try:
+                values[FIELDS[key]] = check(item[key])
+            except EntryError as exc:
+                problems.append(f"{where}: {key}: {exc}")
+        name = values.get("name")
+        if name is not None:
+            if name in seen:
+                problems.append(f"{where}: name: {name!r} is already used by {source}[{seen[name]}]")
+            seen.setdefault(name, index)
+        entries.append(values)
+    if problems:
+        raise CommandError(_problems_message(source, problems))
+    return entries
+
+
+def _problems_message(source: str, problems: list[str]) -> str:
+    return f"{source} is invalid; nothing was changed:\n" + "\n".join(f"  {p}" for p in problems)
+
+
+class Command(BaseCommand):
+    help = (
+        f"Create or update the models listed in ${ENV_VAR} (or --file): a JSON list of "
+        '{"name", "url", "template", "weight", "parameters", "system_prompt", "timeout_seconds", "enabled"}. '
+        "Idempotent; models not listed are left alone; one invalid entry changes nothing."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--file", type=Path, help=f"Read the JSON list from this file instead of ${ENV_VAR}")
+        parser.add_argument("--dry-run", action="store_true", help="Check and report, change nothing")
+
+    def handle(self, *args, file: Path | None, dry_run: bool, **options):
+        if file is not None:
+            source = str(file)
+            try:
+                text = file.read_text()
+            except OSError as exc:
+                raise CommandError(f"Can't read {file}: {exc.strerror or exc}") from None
+        else:
+            source = ENV_VAR
+            text = os.environ.get(ENV_VAR, "")
+            if not text.strip():
+                raise CommandError(
+                    f"{ENV_VAR} is not set: give it a JSON list of models (e.g. "
+                    '[{"name": "zephyr-7b-beta", "url": "http://tgi-zephyr:80", "template": "zephyr"}]), '
+                    "or pass --file PATH"
+                )
+        entries = entries_parse(text, source)
+
+        with transaction.atomic():
+            existing = {m.name: m for m in ChatModel.objects.select_for_update().filter(name__in=[e["name"] for e in entries])}
+            plan: list[tuple[ChatModel, str, list[str]]] = []
+            problems: list[str] = []
+            for index, values in enumerate(entries):
+                model = existing.get(values["name"])
+                if model is None:
+                    model, action, changed = ChatModel(**values), "add", list(values)
+                else:
+                    changed = [field for field, value in values.items() if getattr(model, field) != value]
+                    for field in changed:
+                        setattr(model, field, values[field])
+                    action = "update" if changed else "keep"
+                try:
+                    # The URL is checked above: Django's URLValidator refuses one-label hosts such as
+                    # compose service names (http://tgi-zephyr:80).
+                    model.full_clean(exclude=["endpoint_url"], validate_unique=False)
+                except ValidationError as exc:
+                    for field, messages in exc.message_dict.items():
+                        key = KEYS.get(field, field)
+                        problems.append(f"{source}[{index}] ({values['name']!r}): {key}: {' '.join(messages)}")
+                plan.append((model, action, changed))
+            if problems:
+                raise CommandError(_problems_message(source, problems))
+
+            counts = {"add": 0, "update": 0, "keep": 0}
+            for model, action, changed in plan:
+                counts[action] += 1
+                if action == "add":
+                    self.stdout.write(f"Added {model.name} → {model.endpoint_url} ({model.template})")
+                elif action == "update":
+                    self.stdout.write(f"Updated {model.name}: {', '.join(changed)}")
+                else:
+                    self.stdout.write(f"Unchanged {model.name}")
+                if not dry_run and action != "keep":
+                    model.save()
+            if dry_run:
+                transaction.set_rollback(True)
+
+        others = ChatModel.objects.exclude(name__in=[e["name"] for e in entries]).count()
+        summary = f"{counts['add']} added, {counts['update']} updated, {counts['keep']} unchanged; {others} other model(s) left as they are"
+        self.stdout.write(("Dry run, nothing written: " if dry_run else "") + summary)

@@ -1,0 +1,42 @@
+"""Leaderboard refresh tasks: one live refresh per burst of votes, one bootstrap per debounce window.
+
+They run as single debounced tasks (a cache key marks one as pending), so adding web or worker
+replicas never multiplies the work.
+"""
+
+from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
+
+from arena import events
+from arena.leaderboard import CACHE_CURRENT, bootstrap_store, leaderboard_snapshot
+from arena.publish import group_publish
+
+LIVE_PENDING = "leaderboard:live-pending"
+BOOTSTRAP_PENDING = "leaderboard:bootstrap-pending"
+
+
+def _publish(snapshot: dict) -> None:
+    cache.set(CACHE_CURRENT, snapshot, timeout=None)
+    event: events.LeaderboardUpdated = {"type": "leaderboard.updated", "leaderboard": snapshot}
+    group_publish(events.LEADERBOARD_GROUP, event)
+
+
+@shared_task(name="arena.tasks.leaderboard_live_refresh")
+def leaderboard_live_refresh() -> int:
+    # Clear the flag before reading: a vote committed after this point schedules another run.
+    cache.delete(LIVE_PENDING)
+    snapshot = leaderboard_snapshot()
+    _publish(snapshot)
+    if settings.ARENA_BOOTSTRAP_ROUNDS and cache.add(BOOTSTRAP_PENDING, 1, timeout=300):
+        leaderboard_bootstrap_refresh.apply_async(countdown=settings.ARENA_BOOTSTRAP_DEBOUNCE_SECONDS)
+    return snapshot["total_votes"]
+
+
+@shared_task(name="arena.tasks.leaderboard_bootstrap_refresh")
+def leaderboard_bootstrap_refresh() -> int:
+    cache.delete(BOOTSTRAP_PENDING)
+    bootstrap_store(rounds=settings.ARENA_BOOTSTRAP_ROUNDS)
+    snapshot = leaderboard_snapshot()
+    _publish(snapshot)
+    return snapshot["total_votes"]
