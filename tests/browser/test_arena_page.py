@@ -42,3 +42,29 @@ def test_a_full_battle_votes_and_reveals_the_names(page, live_stack, chat_models
     battle = Battle.objects.get()
     assert Vote.objects.get(battle=battle).outcome == "b"
     assert page.dialogs == []
+
+
+def test_a_vote_in_one_browser_moves_the_leaderboard_in_another(chromium, live_stack, chat_models):
+    import time
+
+    voter = chromium.new_context().new_page()
+    watcher = chromium.new_context().new_page()
+    watcher.goto(live_stack.base_url + "/leaderboard/")
+    expect(watcher.get_by_test_id("leaderboard-empty")).to_be_visible()
+    voter.goto(live_stack.base_url + "/")
+    voter.get_by_test_id("prompt").fill("Which is better, tea or coffee?")
+    voter.get_by_test_id("send").click()
+    expect(voter.get_by_test_id("vote-a")).to_be_enabled(timeout=20_000)
+    voter.get_by_test_id("vote-a").click()
+    clicked = time.monotonic()
+    rows = watcher.get_by_test_id("leaderboard-row")
+    expect(rows).to_have_count(2, timeout=5_000)
+    seen = time.monotonic() - clicked
+    expect(voter.get_by_test_id("model-a")).not_to_have_text("")
+    winner = voter.get_by_test_id("model-a").inner_text().removeprefix("— ")
+    top = rows.first
+    assert top.get_attribute("data-model") == winner
+    assert float(top.get_by_test_id("rating").inner_text()) > 1000
+    assert seen < 3.0, f"the leaderboard took {seen:.2f} s to move"  # polling included; bench/votes.py measures it
+    voter.context.close()
+    watcher.context.close()

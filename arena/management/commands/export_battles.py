@@ -1,0 +1,66 @@
+import json
+
+from django.core.management.base import BaseCommand
+from django.db.models import Prefetch
+
+from arena.models import Battle, Reply, Turn, Vote
+from arena.ratings import OUTCOME_NAMES
+
+VOTE_TO_WINNER = {
+    Vote.Outcome.A: OUTCOME_NAMES[0],
+    Vote.Outcome.B: OUTCOME_NAMES[1],
+    Vote.Outcome.TIE: OUTCOME_NAMES[2],
+    Vote.Outcome.BOTHBAD: OUTCOME_NAMES[3],
+}
+
+
+class Command(BaseCommand):
+    help = "Export voted battles in the clean_battle schema (JSON lines; a .json file gets a JSON array)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file")
+
+    def handle(self, *args, file, **options):
+        battles = (
+            Battle.objects.filter(vote__isnull=False)
+            .select_related("model_a", "model_b", "vote")
+            .prefetch_related(Prefetch("turns", queryset=Turn.objects.prefetch_related(
+                Prefetch("replies", queryset=Reply.objects.order_by("attempt")))))
+            .order_by("vote__created_at", "id")
+        )
+        as_array = file.endswith(".json")
+        count = 0
+        with open(file, "w", encoding="utf-8") as fh:
+            if as_array:
+                fh.write("[\n")
+            for battle in battles.iterator(chunk_size=2000):
+                record = _record(battle)
+                fh.write(("," if as_array and count else "") + json.dumps(record, ensure_ascii=False) + "\n")
+                count += 1
+            if as_array:
+                fh.write("]\n")
+        self.stdout.write(f"Exported {count} battles to {file}")
+
+
+def _record(battle: Battle) -> dict:
+    conversation = {"a": [], "b": []}
+    for turn in battle.turns.all():
+        current = {r.side: r for r in turn.replies.all() if r.attempt == turn.attempt}
+        for side in ("a", "b"):
+            conversation[side].append({"role": "user", "content": turn.prompt})
+            reply = current.get(side)
+            conversation[side].append({"role": "assistant", "content": reply.text if reply else ""})
+    source = battle.source_id or ""
+    return {
+        "question_id": source[2:] if source.startswith("q:") else str(battle.id),
+        "model_a": battle.model_a.name,
+        "model_b": battle.model_b.name,
+        "winner": VOTE_TO_WINNER[battle.vote.outcome],
+        "judge": battle.judge or battle.client_id,
+        "turn": len(conversation["a"]) // 2,
+        "anony": battle.anonymous,
+        "language": "",
+        "tstamp": battle.vote.created_at.timestamp(),
+        "conversation_a": conversation["a"],
+        "conversation_b": conversation["b"],
+    }

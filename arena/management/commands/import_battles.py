@@ -1,0 +1,120 @@
+import hashlib
+import json
+from datetime import datetime, timezone as dt_timezone
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from tqdm import tqdm
+
+from arena import services
+from arena.battle_files import BattleFileError, battles_read
+from arena.models import Battle, ChatModel, Reply, Turn, Vote
+
+OUTCOME_TO_VOTE = {0: Vote.Outcome.A, 1: Vote.Outcome.B, 2: Vote.Outcome.TIE, 3: Vote.Outcome.BOTHBAD}
+BATCH = 2000
+
+
+def _source_id(record) -> str:
+    """question_id when given, else a digest of the record: re-importing a file adds nothing."""
+    qid = record.raw.get("question_id")
+    if isinstance(qid, str) and qid:
+        return f"q:{qid}"[:200]
+    canonical = json.dumps(record.raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Command(BaseCommand):
+    help = "Import battles in the clean_battle schema (JSON array or JSON lines); idempotent."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, file, no_progress, **options):
+        try:
+            records = list(tqdm(battles_read(file), desc="reading", unit=" battles", disable=no_progress))
+        except FileNotFoundError:
+            raise CommandError(f"No such file: {file}") from None
+        except BattleFileError as exc:
+            raise CommandError(f"{exc}; nothing was imported") from None
+        with transaction.atomic():  # all or nothing
+            created = self._import(records, no_progress)
+            counted = services.leaderboard_rebuild()
+        skipped = len(records) - created
+        self.stdout.write(f"Imported {created} battles ({skipped} already present); {counted} votes now counted.")
+
+    def _import(self, records, no_progress: bool) -> int:
+        names = {r.model_a for r in records} | {r.model_b for r in records}
+        models = {m.name: m for m in ChatModel.objects.filter(name__in=names)}
+        for name in sorted(names - models.keys()):
+            # Known only from imported data: rated, never drawn into new battles.
+            models[name] = ChatModel.objects.create(name=name, endpoint_url="", enabled=False)
+        created = 0
+        for start in tqdm(range(0, len(records), BATCH), desc="importing", unit=" batches", disable=no_progress):
+            chunk = records[start:start + BATCH]
+            ids = [_source_id(r) for r in chunk]
+            existing = set(Battle.objects.filter(source_id__in=ids).values_list("source_id", flat=True))
+            fresh = []
+            for record, source_id in zip(chunk, ids, strict=True):
+                if source_id in existing:
+                    continue
+                existing.add(source_id)  # a duplicate inside the file counts once too
+                fresh.append((record, source_id))
+            created += self._battles_create(fresh, models)
+        return created
+
+    def _battles_create(self, fresh, models) -> int:
+        battles, votes, turns, replies = [], [], [], []
+        for record, source_id in fresh:
+            when = datetime.fromtimestamp(record.tstamp, tz=dt_timezone.utc) if record.tstamp is not None else None
+            raw = record.raw
+            battle = Battle(
+                model_a=models[record.model_a], model_b=models[record.model_b], client_id="import",
+                anonymous=raw.get("anony", True) is not False, source_id=source_id,
+                judge=str(raw.get("judge") or "")[:200],
+            )
+            if when:
+                battle.created_at = when
+            battles.append(battle)
+            vote = Vote(battle=battle, outcome=OUTCOME_TO_VOTE[record.outcome], client_id="import")
+            if when:
+                vote.created_at = when
+            votes.append(vote)
+            turns_of = _turns(raw.get("conversation_a") or [], raw.get("conversation_b") or [])
+            for index, (prompt, answer_a, answer_b) in enumerate(turns_of):
+                turn = Turn(battle=battle, index=index, prompt=prompt)
+                turns.append(turn)
+                for side, text, model in (("a", answer_a, battle.model_a), ("b", answer_b, battle.model_b)):
+                    replies.append(Reply(turn=turn, side=side, model=model, status=Reply.Status.DONE, text=text,
+                                         names_identity=services.text_names_identity(text)))
+        Battle.objects.bulk_create(battles)
+        Vote.objects.bulk_create(votes)
+        Turn.objects.bulk_create(turns)
+        Reply.objects.bulk_create(replies)
+        flagged = {r.turn.battle_id for r in replies if r.names_identity}
+        if flagged:
+            Vote.objects.filter(battle_id__in=flagged).update(identity_flagged=True)
+        return len(battles)
+
+
+def _turns(conversation_a: list, conversation_b: list) -> list[tuple[str, str, str]]:
+    """(user prompt, answer of A, answer of B) per turn, from OpenAI-style message lists."""
+    def pairs(conversation):
+        out, prompt = [], None
+        for message in conversation:
+            if message.get("role") == "user":
+                if prompt is not None:
+                    out.append((prompt, ""))
+                prompt = message.get("content", "")
+            elif message.get("role") == "assistant" and prompt is not None:
+                out.append((prompt, message.get("content", "")))
+                prompt = None
+        if prompt is not None:
+            out.append((prompt, ""))
+        return out
+
+    side_a, side_b = pairs(conversation_a), pairs(conversation_b)
+    length = max(len(side_a), len(side_b))
+    side_a += [("", "")] * (length - len(side_a))
+    side_b += [("", "")] * (length - len(side_b))
+    return [(pa or pb, aa, ab) for (pa, aa), (pb, ab) in zip(side_a, side_b, strict=True)]
