@@ -35,6 +35,12 @@ that fault, for that request only; it does not use up `fault_count` (`unhealthy`
 are ignored). Markers are removed from the prompt before the reply is made, so the reply is the
 same as without them.
 
+`[[devserver:echo]]` anywhere in the prompt makes the reply the prompt's last user message exactly,
+with the marker removed: tests use it to make a model say something chosen (markup, "I am
+ChatGPT, made by OpenAI"). It is tokenised and streamed like any reply (and cut by
+`max_new_tokens`, stop sequences and fault markers, e.g. `[[devserver:echo]] [[devserver:cut:3]]`),
+but not shortened to the usual reply length.
+
 Run it with `python -m inference.devserver --model-id zephyr-7b-beta --port 8081` or
 `python manage.py tgi_devserver ...` (same arguments); tests use `serve_in_thread()`.
 """
@@ -65,6 +71,7 @@ FAULT_MODES = (
 _MID_STREAM_FAULTS = {"error-mid-stream", "cut", "stall", "drop"}
 _MARKER = re.compile(r"\[\[devserver:([a-z0-9-]+)(?::(\d+))?\]\]")
 _MARKER_AND_SPACES = re.compile(r"[ \t]*\[\[devserver:[^\]]*\]\][ \t]*")
+ECHO_MARKER = "echo"  # `[[devserver:echo]]`: reply with the last user message
 # TGI's default when the request has no max_new_tokens: what fits, but at most this many.
 _DEFAULT_GENERATION_LENGTH = 1024
 TGI_VERSION = "3.3.7-dev"
@@ -233,7 +240,10 @@ class Generation:
 
 def plan_generation(config: DevServerConfig, inputs: str, params: Mapping, max_new_tokens: int) -> Generation:
     seed = params.get("seed")
-    reply = text.reply_tokens(config.model_id, without_markers(inputs), seed)
+    if wants_echo(inputs):
+        reply = text.tokenize(text.last_user_message(without_markers(inputs)))
+    else:
+        reply = text.reply_tokens(config.model_id, without_markers(inputs), seed)
     stops = [s for s in params.get("stop") or [] if s]
     tokens: list[text.Token] = []
     produced = ""
@@ -272,13 +282,20 @@ def without_markers(inputs: str) -> str:
     return _MARKER_AND_SPACES.sub(replace, inputs)
 
 
+def wants_echo(inputs: str) -> bool:
+    """Does the prompt ask for its last user message back (`[[devserver:echo]]`)?"""
+    return any(marker.group(1) == ECHO_MARKER for marker in _MARKER.finditer(inputs))
+
+
 def _fault_for_request(state: ServerState, inputs: str) -> Fault | None:
-    marker = _MARKER.search(inputs)
-    if marker:
+    for marker in _MARKER.finditer(inputs):
         mode, after = marker.group(1), marker.group(2)
+        if mode == ECHO_MARKER:
+            continue
         if mode in FAULT_MODES and mode != "unhealthy":
             return Fault(mode, int(after) if after else state.config.fault_after_tokens)
         log.warning("ignoring unknown fault marker %r", marker.group(0))
+        break
     return state.fault.take()
 
 
