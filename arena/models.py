@@ -14,12 +14,30 @@ from django.utils import timezone
 from inference.chat_templates import TEMPLATE_CHOICES
 
 
+def endpoint_url_validate(value: str) -> None:
+    """http(s)://host[:port][/path]; unlike URLValidator, single-label hosts (compose services) are fine."""
+    from urllib.parse import urlsplit
+
+    from django.core.exceptions import ValidationError
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValidationError("Enter a valid URL, e.g. http://tgi-zephyr:80") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or " " in value:
+        raise ValidationError("Enter a valid URL, e.g. http://tgi-zephyr:80")
+
+
 class ChatModel(models.Model):
     """A model that can be drawn into battles, served by one TGI-compatible endpoint."""
 
     name = models.CharField(max_length=100, unique=True, help_text="Shown only after a vote.")
-    endpoint_url = models.URLField(
-        max_length=500, blank=True, help_text="Base URL of the TGI server (empty: rated only, e.g. imported)."
+    endpoint_url = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[endpoint_url_validate],
+        help_text="Base URL of the TGI server, e.g. http://tgi-zephyr:80 (empty: rated only, e.g. imported).",
     )
     template = models.CharField(max_length=32, choices=TEMPLATE_CHOICES, default="zephyr")
     system_prompt = models.TextField(blank=True, help_text="Ignored by templates with no system role.")

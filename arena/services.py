@@ -198,6 +198,7 @@ def reply_claim(*, reply_id: int) -> GenerationJob | None:
         messages=messages,
         parameters=dict(model.parameters or {}),
         timeout_seconds=float(model.timeout_seconds),
+        stall_seconds=settings.ARENA_STALL_SECONDS,
     )
     ref = events.reply_ref(battle_id=turn.battle_id, turn_index=turn.index, attempt=reply.attempt, side=reply.side)
     return GenerationJob(reply_id=reply.id, model_id=model.id, request=request, group=events.battle_group(turn.battle_id), ref=ref)
