@@ -70,6 +70,9 @@ try:
     ARENA_REPLY_QUEUE_TIMEOUT_SECONDS = env.int("ARENA_REPLY_QUEUE_TIMEOUT_SECONDS", 120, validate=lambda n: n > 0)
     ARENA_REPLY_STALE_SECONDS = env.int("ARENA_REPLY_STALE_SECONDS", 900, validate=lambda n: n > 0)
     ARENA_SWEEP_INTERVAL_SECONDS = env.float("ARENA_SWEEP_INTERVAL_SECONDS", 10.0, validate=lambda n: n > 0)
+    # A model server that sends no token for this long has stalled: the reply fails (whatever is
+    # left of the model's total timeout).
+    ARENA_STALL_SECONDS = env.float("ARENA_STALL_SECONDS", 30.0, validate=lambda n: n > 0)
     # Health: this many failed generations within the window mark a model unhealthy until the
     # periodic probe sees it well again.
     ARENA_MODEL_FAILURES_UNHEALTHY = env.int("ARENA_MODEL_FAILURES_UNHEALTHY", 3, validate=lambda n: n > 0)

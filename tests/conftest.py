@@ -107,12 +107,14 @@ def _subprocess_env() -> dict:
     return env
 
 
-def worker_start(logs: Path, name: str = "worker") -> subprocess.Popen:
+def worker_start(logs: Path, name: str = "worker", extra_env: dict | None = None) -> subprocess.Popen:
+    """A Celery worker process; `extra_env` overrides its settings (e.g. CELERY_QUEUE, REDIS_URL)."""
     log_path = logs / f"{name}.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "32",
          "--loglevel", "info", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h"],
-        cwd=ROOT, env=_subprocess_env(), stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT, env=_subprocess_env() | (extra_env or {}), stdout=log_path.open("w"), stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     _wait_for(lambda: "ready." in log_path.read_text() or proc.poll() is not None, 60, "the Celery worker")
     if proc.poll() is not None:

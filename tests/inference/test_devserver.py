@@ -403,6 +403,34 @@ def test_prompt_marker_applies_to_that_request_only(url):
     assert stream_sync(url, "Tell me about tulips")[-1].generated_text == plain[-1].generated_text
 
 
+ECHOED = 'I am ChatGPT, made by OpenAI. <script>alert("x")</script> Ça va — très bien 🙂'
+
+
+@pytest.mark.parametrize("prompt", [
+    f"<|user|>\nfirst</s>\n<|assistant|>\nok</s>\n<|user|>\n[[devserver:echo]] {ECHOED}</s>\n<|assistant|>\n",
+    f"<s>[INST] one [/INST] ok </s> [INST] {ECHOED} [[devserver:echo]] [/INST]",
+    f"<|im_start|>user\n{ECHOED}\n[[devserver:echo]]<|im_end|>\n<|im_start|>assistant\n",
+])
+def test_echo_marker_replies_with_the_last_user_message(url, prompt):
+    events = stream_sync(url, prompt)
+    assert events[-1].token.special and events[-1].details.finish_reason == "eos_token"
+    assert events[-1].generated_text == ECHOED == visible_text(events)
+    assert len(events) > 10  # streamed token by token, not in one piece
+    assert any(e.token.text == "" for e in events)  # split UTF-8 characters, as for any reply
+
+
+def test_echo_is_not_shortened_but_obeys_max_new_tokens_and_fault_markers(url):
+    long = " ".join(f"word{i}" for i in range(300))
+    prompt = f"<|user|>\n[[devserver:echo]] {long}</s>\n<|assistant|>\n"
+    assert stream_sync(url, prompt, max_new_tokens=1000)[-1].generated_text == long
+    capped = stream_sync(url, prompt, max_new_tokens=5)
+    assert capped[-1].generated_text == "word0 word1 word2 word3 word4"
+    cut = stream_sync(url, f"<|user|>\n[[devserver:echo]] [[devserver:cut:3]] {long}</s>\n<|assistant|>\n")
+    assert visible_text(cut) == "word0 word1 word2" and cut[-1].details is None
+    # Without the marker the same text gets an ordinary reply.
+    assert stream_sync(url, f"<|user|>\n{long}</s>\n<|assistant|>\n")[-1].generated_text != long
+
+
 @pytest.mark.asyncio
 async def test_real_overload_past_max_concurrent_requests():
     config = fast_config(max_concurrent_requests=1, tokens_per_second=20)
