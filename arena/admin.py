@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 
 from arena import services
 from arena.models import Battle, ChatModel, Reply, Turn, Vote
-from inference.backends import server_probe
+from inference.backends import servers_probe
 
 
 @admin.register(ChatModel)
@@ -23,7 +23,7 @@ class ChatModelAdmin(admin.ModelAdmin):
     @admin.action(description="Probe the selected models (/health and /info)")
     def probe(self, request, queryset) -> None:
         models = list(queryset)
-        results = asyncio.run(_probe_all([m.endpoint_url for m in models]))
+        results = asyncio.run(servers_probe([m.endpoint_url for m in models]))
         for model, result in zip(models, results, strict=True):
             services.model_health_record(
                 model_id=model.id, healthy=result["healthy"], error=result["error"], info=result["info"]
@@ -42,9 +42,6 @@ class ChatModelAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"{model.name}: unhealthy — {result['error']}", messages.ERROR)
 
-
-async def _probe_all(urls: list[str]) -> list[dict]:
-    return await asyncio.gather(*(server_probe(url) for url in urls))
 
 
 class ReplyInline(admin.TabularInline):
@@ -71,6 +68,6 @@ class BattleAdmin(admin.ModelAdmin):
 
 @admin.register(Vote)
 class VoteAdmin(admin.ModelAdmin):
-    list_display = ("battle", "outcome", "identity_flagged", "created_at")
-    list_filter = ("outcome", "identity_flagged")
-    readonly_fields = ("battle", "outcome", "client_id", "identity_flagged", "created_at")
+    list_display = ("battle", "outcome", "identity_flagged", "counted", "created_at")
+    list_filter = ("outcome", "identity_flagged", "counted")
+    readonly_fields = ("battle", "outcome", "client_id", "identity_flagged", "counted", "created_at")

@@ -210,3 +210,8 @@ async def server_probe(endpoint_url: str, timeout: float = 5.0) -> dict:
         result["healthy"] = False
         result["error"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return result
+
+
+async def servers_probe(endpoint_urls: list[str], timeout: float = 5.0) -> list[dict]:
+    """`server_probe` for several servers at once, in the given order."""
+    return list(await asyncio.gather(*(server_probe(url, timeout) for url in endpoint_urls)))

@@ -22,7 +22,7 @@ from arena import services
 from arena.events import ReplyStarted
 from arena.publish import group_publish
 from arena.selectors import models_all
-from inference.backends import TgiBackend, server_probe
+from inference.backends import TgiBackend, servers_probe
 from inference.relay import RelayOutcome, RelayTarget, relay_stream
 
 log = logging.getLogger(__name__)
@@ -88,13 +88,10 @@ def replies_sweep() -> int:
 def models_probe() -> int:
     """Refresh every enabled model's health from its server's /health and /info."""
     models = [m for m in models_all() if m.enabled]
-    results = asyncio.run(_probe_all([m.endpoint_url for m in models]))
+    results = asyncio.run(servers_probe([m.endpoint_url for m in models]))
     for model, result in zip(models, results, strict=True):
         services.model_health_record(
             model_id=model.id, healthy=result["healthy"], error=result["error"], info=result["info"]
         )
     return sum(r["healthy"] for r in results)
 
-
-async def _probe_all(urls: list[str]) -> list[dict]:
-    return await asyncio.gather(*(server_probe(url) for url in urls))
