@@ -41,6 +41,7 @@ def test_a_full_battle_votes_and_reveals_the_names(page, live_stack, chat_models
     expect(page.get_by_test_id("vote-a")).to_be_disabled()
     battle = Battle.objects.get()
     assert Vote.objects.get(battle=battle).outcome == "b"
+    expect(page.get_by_test_id("vote-result")).to_contain_text("You voted: B is better")
     assert page.dialogs == []
 
 

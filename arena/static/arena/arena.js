@@ -150,6 +150,13 @@
       errorBox.querySelector(".side-error-text").textContent = side && side.status === "failed" ? side.reason : "";
       byTestId(`model-${s}`).textContent = battle && battle.reveal ? `— ${battle.reveal[`model_${s}`]}` : "";
     }
+    const result = byTestId("vote-result");
+    result.hidden = !(battle && battle.reveal);
+    if (battle && battle.reveal) {
+      const verdict = { a: "A is better", b: "B is better", tie: "a tie", bothbad: "both are bad" }[battle.reveal.outcome];
+      result.textContent = `You voted: ${verdict}. Model A was ${battle.reveal.model_a}, model B was ${battle.reveal.model_b}. ` +
+        "Send a prompt to start a new round with two new models.";
+    }
     updateControls();
   }
 
