@@ -8,7 +8,7 @@ everything with its line (or array position) number, so nothing is half-read.
 
 from __future__ import annotations
 
-import json
+import orjson  # ~5x faster than json on million-line files; same errors (a JSONDecodeError subclass)
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +39,8 @@ def _records_raw(path: Path) -> Iterator[tuple[int, object]]:
         head = fh.read(4096).lstrip()
     if head.startswith(b"["):
         try:
-            items = json.loads(path.read_bytes())
-        except json.JSONDecodeError as exc:
+            items = orjson.loads(path.read_bytes())
+        except orjson.JSONDecodeError as exc:
             raise BattleFileError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
         for i, item in enumerate(items, start=1):
             yield i, item
@@ -50,8 +50,8 @@ def _records_raw(path: Path) -> Iterator[tuple[int, object]]:
             if not line.strip():
                 continue
             try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
+                yield number, orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
                 raise BattleFileError(f"line {number}: not valid JSON ({exc.msg})") from None
 
 
