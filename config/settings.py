@@ -9,10 +9,15 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 from environs import Env, EnvError
+from marshmallow.validate import Range
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = Env()
+# Validators must raise (marshmallow ignores a validator that merely returns False).
+_AT_LEAST_ONE = Range(min=1)
+_NON_NEGATIVE = Range(min=0)
+_POSITIVE = Range(min=0, min_inclusive=False)
 env.read_env(BASE_DIR / ".env", recurse=False)  # optional; real env vars win
 
 
@@ -55,29 +60,29 @@ try:
     LOG_LEVEL = env.log_level("LOG_LEVEL", "INFO")
 
     # Arena behaviour
-    ARENA_PROMPT_MAX_CHARS = env.int("ARENA_PROMPT_MAX_CHARS", 30_000, validate=lambda n: n > 0)
-    ARENA_MAX_TURNS = env.int("ARENA_MAX_TURNS", 50, validate=lambda n: n > 0)
-    ARENA_BATTLES_PER_MINUTE = env.int("ARENA_BATTLES_PER_MINUTE", 10, validate=lambda n: n > 0)
-    ARENA_VOTES_PER_DAY = env.int("ARENA_VOTES_PER_DAY", 500, validate=lambda n: n > 0)
-    ARENA_TURNS_PER_MINUTE = env.int("ARENA_TURNS_PER_MINUTE", 20, validate=lambda n: n > 0)
+    ARENA_PROMPT_MAX_CHARS = env.int("ARENA_PROMPT_MAX_CHARS", 30_000, validate=_AT_LEAST_ONE)
+    ARENA_MAX_TURNS = env.int("ARENA_MAX_TURNS", 50, validate=_AT_LEAST_ONE)
+    ARENA_BATTLES_PER_MINUTE = env.int("ARENA_BATTLES_PER_MINUTE", 10, validate=_AT_LEAST_ONE)
+    ARENA_VOTES_PER_DAY = env.int("ARENA_VOTES_PER_DAY", 500, validate=_AT_LEAST_ONE)
+    ARENA_TURNS_PER_MINUTE = env.int("ARENA_TURNS_PER_MINUTE", 20, validate=_AT_LEAST_ONE)
     # Coalescing window for streamed deltas: trades a little latency for far fewer messages.
-    ARENA_DELTA_FLUSH_MS = env.int("ARENA_DELTA_FLUSH_MS", 30, validate=lambda n: n >= 0)
-    ARENA_DELTA_FLUSH_CHARS = env.int("ARENA_DELTA_FLUSH_CHARS", 256, validate=lambda n: n > 0)
+    ARENA_DELTA_FLUSH_MS = env.int("ARENA_DELTA_FLUSH_MS", 30, validate=_NON_NEGATIVE)
+    ARENA_DELTA_FLUSH_CHARS = env.int("ARENA_DELTA_FLUSH_CHARS", 256, validate=_AT_LEAST_ONE)
     # A streaming reply refreshes a heartbeat in Redis; the sweeper fails one whose heartbeat
     # expired (its worker died), one queued longer than the queue timeout (no worker took it),
     # and anything older than the stale limit.
-    ARENA_REPLY_HEARTBEAT_SECONDS = env.float("ARENA_REPLY_HEARTBEAT_SECONDS", 10.0, validate=lambda n: n > 0)
-    ARENA_REPLY_QUEUE_TIMEOUT_SECONDS = env.int("ARENA_REPLY_QUEUE_TIMEOUT_SECONDS", 120, validate=lambda n: n > 0)
-    ARENA_REPLY_STALE_SECONDS = env.int("ARENA_REPLY_STALE_SECONDS", 900, validate=lambda n: n > 0)
-    ARENA_SWEEP_INTERVAL_SECONDS = env.float("ARENA_SWEEP_INTERVAL_SECONDS", 10.0, validate=lambda n: n > 0)
+    ARENA_REPLY_HEARTBEAT_SECONDS = env.float("ARENA_REPLY_HEARTBEAT_SECONDS", 10.0, validate=_POSITIVE)
+    ARENA_REPLY_QUEUE_TIMEOUT_SECONDS = env.int("ARENA_REPLY_QUEUE_TIMEOUT_SECONDS", 120, validate=_AT_LEAST_ONE)
+    ARENA_REPLY_STALE_SECONDS = env.int("ARENA_REPLY_STALE_SECONDS", 900, validate=_AT_LEAST_ONE)
+    ARENA_SWEEP_INTERVAL_SECONDS = env.float("ARENA_SWEEP_INTERVAL_SECONDS", 10.0, validate=_POSITIVE)
     # A model server that sends no token for this long has stalled: the reply fails (whatever is
     # left of the model's total timeout).
-    ARENA_STALL_SECONDS = env.float("ARENA_STALL_SECONDS", 30.0, validate=lambda n: n > 0)
+    ARENA_STALL_SECONDS = env.float("ARENA_STALL_SECONDS", 30.0, validate=_POSITIVE)
     # Health: this many failed generations within the window mark a model unhealthy until the
     # periodic probe sees it well again.
-    ARENA_MODEL_FAILURES_UNHEALTHY = env.int("ARENA_MODEL_FAILURES_UNHEALTHY", 3, validate=lambda n: n > 0)
-    ARENA_MODEL_FAILURE_WINDOW_SECONDS = env.int("ARENA_MODEL_FAILURE_WINDOW_SECONDS", 120, validate=lambda n: n > 0)
-    ARENA_PROBE_INTERVAL_SECONDS = env.float("ARENA_PROBE_INTERVAL_SECONDS", 30.0, validate=lambda n: n > 0)
+    ARENA_MODEL_FAILURES_UNHEALTHY = env.int("ARENA_MODEL_FAILURES_UNHEALTHY", 3, validate=_AT_LEAST_ONE)
+    ARENA_MODEL_FAILURE_WINDOW_SECONDS = env.int("ARENA_MODEL_FAILURE_WINDOW_SECONDS", 120, validate=_AT_LEAST_ONE)
+    ARENA_PROBE_INTERVAL_SECONDS = env.float("ARENA_PROBE_INTERVAL_SECONDS", 30.0, validate=_POSITIVE)
     ARENA_IDENTITY_WORDS = env.list(
         "ARENA_IDENTITY_WORDS",
         [
@@ -90,9 +95,9 @@ try:
     )
     ARENA_RATING_ANCHOR_MODEL = env.str("ARENA_RATING_ANCHOR_MODEL", "")
     ARENA_RATING_ANCHOR_VALUE = env.float("ARENA_RATING_ANCHOR_VALUE", 1000.0)
-    ARENA_BOOTSTRAP_ROUNDS = env.int("ARENA_BOOTSTRAP_ROUNDS", 1000, validate=lambda n: n >= 0)
+    ARENA_BOOTSTRAP_ROUNDS = env.int("ARENA_BOOTSTRAP_ROUNDS", 1000, validate=_NON_NEGATIVE)
     # The bootstrap reruns at most this often while votes keep arriving.
-    ARENA_BOOTSTRAP_DEBOUNCE_SECONDS = env.float("ARENA_BOOTSTRAP_DEBOUNCE_SECONDS", 10.0, validate=lambda n: n >= 0)
+    ARENA_BOOTSTRAP_DEBOUNCE_SECONDS = env.float("ARENA_BOOTSTRAP_DEBOUNCE_SECONDS", 10.0, validate=_NON_NEGATIVE)
     # Votes on battles whose replies named a model or vendor are kept but not rated, unless this is on.
     ARENA_RATINGS_INCLUDE_FLAGGED = env.bool("ARENA_RATINGS_INCLUDE_FLAGGED", False)
     IP_HASH_SALT = env.str("IP_HASH_SALT", SECRET_KEY)
@@ -170,7 +175,9 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [CHANNEL_LAYER_URL],
+            # A consumer waits for its next message with a blocking pop of 5 s; redis-py 8 gives up
+            # reading after 5 s by default, which would kill every socket idle that long.
+            "hosts": [{"address": CHANNEL_LAYER_URL, "socket_timeout": 10}],
             # A slow browser must not make the worker block; drop rather than stall the stream.
             "capacity": 1000,
             "expiry": 30,

@@ -37,8 +37,10 @@ FIELDS = {
     "enabled": "enabled",
 }
 KEYS = {field: key for key, field in FIELDS.items()}
-# A host name (one label or more: compose service names have no dot), an IPv4 or a bracketed IPv6.
-_HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+# A host name (one label or more: compose service names have no dot, and may have an underscore),
+# an IPv4 or a bracketed IPv6.
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 
 
 class EntryError(Exception):
@@ -212,7 +214,8 @@ class Command(BaseCommand):
         entries = entries_parse(text, source)
 
         with transaction.atomic():
-            existing = {m.name: m for m in ChatModel.objects.select_for_update().filter(name__in=[e["name"] for e in entries])}
+            names = [e["name"] for e in entries]
+            existing = {m.name: m for m in ChatModel.objects.select_for_update().filter(name__in=names)}
             plan: list[tuple[ChatModel, str, list[str]]] = []
             problems: list[str] = []
             for index, values in enumerate(entries):
@@ -225,9 +228,7 @@ class Command(BaseCommand):
                         setattr(model, field, values[field])
                     action = "update" if changed else "keep"
                 try:
-                    # The URL is checked above: Django's URLValidator refuses one-label hosts such as
-                    # compose service names (http://tgi-zephyr:80).
-                    model.full_clean(exclude=["endpoint_url"], validate_unique=False)
+                    model.full_clean(validate_unique=False)  # names were looked up above
                 except ValidationError as exc:
                     for field, messages in exc.message_dict.items():
                         key = KEYS.get(field, field)
@@ -242,14 +243,19 @@ class Command(BaseCommand):
                 if action == "add":
                     self.stdout.write(f"Added {model.name} → {model.endpoint_url} ({model.template})")
                 elif action == "update":
-                    self.stdout.write(f"Updated {model.name}: {', '.join(changed)}")
+                    self.stdout.write(f"Updated {model.name}: {', '.join(KEYS[f] for f in changed)}")
                 else:
                     self.stdout.write(f"Unchanged {model.name}")
-                if not dry_run and action != "keep":
-                    model.save()
+                if dry_run or action == "keep":
+                    continue
+                # An update writes only what changed: health fields stay the probe's.
+                model.save(update_fields=changed if action == "update" else None)
             if dry_run:
                 transaction.set_rollback(True)
 
-        others = ChatModel.objects.exclude(name__in=[e["name"] for e in entries]).count()
-        summary = f"{counts['add']} added, {counts['update']} updated, {counts['keep']} unchanged; {others} other model(s) left as they are"
+        others = ChatModel.objects.exclude(name__in=names).count()
+        summary = (
+            f"{counts['add']} added, {counts['update']} updated, {counts['keep']} unchanged; "
+            f"{others} other model(s) left as they are"
+        )
         self.stdout.write(("Dry run, nothing written: " if dry_run else "") + summary)
