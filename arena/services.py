@@ -91,7 +91,23 @@ def _prompt_clean(text: object) -> str:
         raise ArenaError(
             f"The prompt is too long ({len(text):,} characters; the limit is {settings.ARENA_PROMPT_MAX_CHARS:,})."
         )
+    # JSON can carry what PostgreSQL can't store: NUL characters and unpaired surrogates.
+    if "\x00" in text or _has_lone_surrogate(text):
+        raise ArenaError("The prompt contains characters that can't be stored (NUL or invalid Unicode).")
     return text
+
+
+def text_storable(text: str) -> str:
+    """Model text as PostgreSQL can store it: NULs dropped, unpaired surrogates replaced."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 @transaction.atomic
@@ -221,6 +237,7 @@ def reply_finish(
 ) -> bool:
     """Store a reply's outcome once; False if it was already finished (e.g. by the sweeper)."""
     status = Reply.Status.FAILED if failure else Reply.Status.DONE
+    text = text_storable(text)
     with transaction.atomic():
         updated = Reply.objects.filter(id=reply_id, status=Reply.Status.STREAMING).update(
             status=status,

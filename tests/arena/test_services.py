@@ -242,3 +242,12 @@ def test_turns_per_battle_are_limited(chat_models, alice):
     finish_turn(turn)
     with pytest.raises(NotAllowed, match="at most 1 turns"):
         services.turn_submit(battle_id=turn.battle_id, client=alice, text="2")
+
+
+def test_a_reply_with_characters_postgres_cannot_store_is_still_stored(chat_models, alice):
+    turn = services.battle_start(client=alice, text="Q")
+    reply = turn.replies.get(side="a")
+    Reply.objects.filter(id=reply.id).update(status=Reply.Status.STREAMING)
+    assert services.reply_finish(reply_id=reply.id, text="a\x00b\ud800c") is True
+    reply.refresh_from_db()
+    assert reply.status == "done" and reply.text == "ab?c"

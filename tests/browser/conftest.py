@@ -15,7 +15,10 @@ def chromium():
     executable = shutil.which("chromium")
     if executable is None:
         pytest.fail("Debian's chromium is not installed (make test installs it: apt-get install chromium)")
-    with sync_playwright() as p:
+    # Playwright's sync API runs an event loop in this thread; Django's ORM is still safe to call
+    # here. Only while a browser module runs: other tests' subprocesses must not inherit it.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as p:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = p.chromium.launch(
             executable_path=executable,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],

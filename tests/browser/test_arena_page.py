@@ -1,15 +1,11 @@
 """The arena page in a real Chromium against the real stack (uvicorn, Celery worker, dev servers)."""
 
-import os
-
 import pytest
 from playwright.sync_api import expect
 
 from arena.models import Battle, Vote
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
-# Playwright's sync API runs an event loop in this thread; Django's ORM is still safe to call here.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def test_a_full_battle_votes_and_reveals_the_names(page, live_stack, chat_models):

@@ -1,6 +1,7 @@
-// Model output is untrusted: markdown is parsed by marked, then every byte of HTML goes through
-// DOMPurify before it touches the page. Images, forms and embedded content are dropped outright
-// (an image URL would let a reply phone home); links open in a new tab without a referrer.
+// Model output is untrusted: markdown is parsed by marked, with any raw HTML in it shown as text
+// (so an unclosed tag can't swallow the rest of a reply), then every byte of the result goes
+// through DOMPurify before it touches the page. Images, forms and embedded content are dropped
+// outright (an image URL would let a reply phone home); links open in a new tab without a referrer.
 (function () {
   "use strict";
   const FORBID_TAGS = ["img", "style", "form", "input", "button", "textarea", "select", "iframe",
@@ -11,7 +12,14 @@
       node.setAttribute("rel", "noopener noreferrer nofollow");
     }
   });
-  marked.use({ gfm: true, breaks: true });
+  const escapeHtml = (text) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  marked.use({
+    gfm: true,
+    breaks: true,
+    renderer: {
+      html(token) { return escapeHtml(token.text); },
+    },
+  });
   window.renderMarkdown = function (text) {
     const html = marked.parse(text || "");
     return DOMPurify.sanitize(html, { FORBID_TAGS: FORBID_TAGS, FORBID_ATTR: ["style"] });
