@@ -8,6 +8,7 @@ everything with its line (or array position) number, so nothing is half-read.
 
 from __future__ import annotations
 
+import numpy as np
 import orjson  # ~5x faster than json on million-line files; same errors (a JSONDecodeError subclass)
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,9 +96,9 @@ class BattleArrays:
     """Battles as index arrays (for the rating math), in time order when every row has a tstamp."""
 
     names: list[str]
-    model_a: "np.ndarray"
-    model_b: "np.ndarray"
-    outcome: "np.ndarray"
+    model_a: np.ndarray
+    model_b: np.ndarray
+    outcome: np.ndarray
     skipped_not_anonymous: int
 
 
@@ -105,7 +106,6 @@ def battles_arrays(path: Path | str) -> BattleArrays:
     """The fast path of `battles_read` for computing ratings from large files: same validation,
     no per-record objects. Rows are sorted by tstamp (stable) when present, else kept in file order;
     non-anonymous battles are left out, as the reference arena does."""
-    import numpy as np
 
     index: dict[str, int] = {}
     a_list: list[int] = []

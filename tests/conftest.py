@@ -3,7 +3,9 @@ ASGI server processes) for integration and browser tests."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -86,6 +88,20 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
     raise TimeoutError(f"timed out waiting for {what}")
 
 
+def process_group_stop(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Stop a process started with start_new_session=True, and its children."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
 class LiveStack:
     def __init__(self, base_url: str, worker: subprocess.Popen, web: subprocess.Popen, logs: Path):
         self.base_url = base_url
@@ -132,11 +148,7 @@ def celery_worker_process(django_db_setup, live_logs):
     """A real Celery worker process (thread pool) consuming the test broker, on the test database."""
     proc = worker_start(live_logs)
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    process_group_stop(proc)
 
 
 @pytest.fixture(scope="session")
@@ -163,8 +175,4 @@ def live_stack(celery_worker_process, live_logs):
         raise RuntimeError(f"web exited: {web_log.read_text()[-3000:]}")
     stack = LiveStack(f"http://127.0.0.1:{port}", worker, web, logs)
     yield stack
-    web.terminate()
-    try:
-        web.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        web.kill()
+    process_group_stop(web)

@@ -21,7 +21,7 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from .stack import DOCKERFILE, DOCKERIGNORE, ROOT, command_argv, compose_raw, dockerfile
+from .stack import DOCKERIGNORE, ROOT, command_argv, compose_raw, dockerfile
 
 RUNTIME_INSTALL = re.compile(r"\b(pip3?|apt-get|apt|apk|npm|uv|poetry|conda)\b\s+(install|add|sync)\b|collectstatic")
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +21,7 @@ from arena.clients import ClientIdentity, client_identity
 from arena.models import Reply, Turn
 from inference.tasks import reply_generate as REPLY_GENERATE
 from tests.browser.conftest import chromium, page  # noqa: F401 - the same module-scoped browser fixtures
-from tests.conftest import worker_start
+from tests.conftest import process_group_stop, worker_start  # noqa: F401 - re-exported to the tests here
 
 ORIGIN = (b"origin", b"http://localhost")
 FRAME_TIMEOUT = 30.0
@@ -167,20 +165,6 @@ def battle_finished(client: ClientIdentity, text: str = "Question", **kwargs) ->
 
 
 # --- processes --------------------------------------------------------------------------------
-
-
-def process_group_stop(proc: subprocess.Popen, timeout: float = 10) -> None:
-    """Stop a process started with start_new_session=True, and its children."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
 
 
 @contextlib.contextmanager
