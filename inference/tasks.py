@@ -5,12 +5,27 @@ on the model server, so one process serves dozens of streams (a prefork pool of 
 Celery's own time limits don't apply to the thread pool; each generation is bounded instead by its
 model's total timeout and a stall timeout inside the backend, and the periodic sweep fails any
 reply a dead worker left behind.
+
+The streams themselves don't run on the Celery threads: every stream of a worker process runs on
+one event loop, on a thread of its own (`StreamLoop`), sharing one Redis connection pool and the
+channel layer's connections; the Celery thread only claims the reply, hands the stream over and
+stores the outcome. Measured with `bench/stream.py` (200 tokens at 50 tokens/s per reply, one
+worker process): with an `asyncio.run()` per task, each thread ran its own loop and made its own
+connections, and hundreds of threads contending for the GIL on every token made the relay fall
+behind the model (median 4.5 s behind at 50 battles, replies 3× slower than generated, tokens
+dropped at 200 battles); on one loop the same process keeps up at 200 battles (bench/README.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from celery import shared_task
@@ -20,10 +35,10 @@ from django.db import close_old_connections, connection
 
 from arena import services
 from arena.events import ReplyStarted
-from arena.publish import group_publish
+from arena.live import live_text
 from arena.selectors import models_all
-from inference.backends import TgiBackend, servers_probe
-from inference.relay import RelayOutcome, RelayTarget, relay_stream
+from inference.backends import GenerationFailure, TgiBackend, servers_probe
+from inference.relay import RedisBatch, RelayOutcome, RelayTarget, relay_stream
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +47,101 @@ MAX_TRANSIENT_RETRIES = 3
 HEALTH_FAILURE_KINDS = {"overloaded", "unavailable", "disconnected", "stalled", "timeout", "incomplete"}
 
 
-async def _relay(job: services.GenerationJob) -> RelayOutcome:
-    redis = aioredis.from_url(settings.REDIS_URL)
+T = TypeVar("T")
+# Redis connections a worker process's streams share: a delta holds one for a single round trip,
+# so a few dozen serve hundreds of streams (bench/stream.py).
+REDIS_CONNECTIONS_PER_PROCESS = 64
+# How long past its model's own timeout a stream may run before the task gives up waiting for it
+# (the backend's stall and total timeouts end it first; this only guards against a bug).
+STREAM_GRACE_SECONDS = 60
+
+
+class StreamLoop:
+    """The event loop every stream of this process runs on, on a daemon thread of its own.
+
+    Started on first use, and again in a child process after a fork (a loop never survives one).
+    Holds the process's async Redis client; the channel layer keeps its connections per loop, so
+    they are shared too.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid: int | None = None
+        self.batch: RedisBatch | None = None  # the process's Redis client, batching across streams
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = _new_event_loop()
+                threading.Thread(target=loop.run_forever, name="arena-streams", daemon=True).start()
+                self._loop, self._pid = loop, os.getpid()
+                # Streams wait for a free connection rather than fail when all are busy (redis-py's
+                # plain pool raises past 100), and a process never holds more than this many.
+                self.batch = RedisBatch(aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+                    settings.REDIS_URL, max_connections=REDIS_CONNECTIONS_PER_PROCESS, timeout=30
+                )))
+            return self._loop
+
+    def run(self, work: Callable[[], Awaitable[T]], timeout: float) -> T:
+        """Run `work()` on the loop and wait for its result (at most `timeout` seconds)."""
+        future = asyncio.run_coroutine_threadsafe(_call(work), self._running_loop())
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    # uvloop (installed with uvicorn[standard]) where available: every token of every stream of the
+    # process passes through this one loop, and uvloop's socket and timer handling cost about a
+    # third less CPU than asyncio's own loop (bench/stream.py).
     try:
-        return await relay_stream(
-            TgiBackend(),
-            job.request,
-            RelayTarget(reply_id=job.reply_id, group=job.group, ref=job.ref),
-            redis=redis,
-            channel_layer=get_channel_layer(),
-            flush_ms=settings.ARENA_DELTA_FLUSH_MS,
-            flush_chars=settings.ARENA_DELTA_FLUSH_CHARS,
-            heartbeat_seconds=settings.ARENA_REPLY_HEARTBEAT_SECONDS,
+        import uvloop
+    except ImportError:  # pragma: no cover - a plain asyncio loop works the same, a little slower
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+async def _call(work: Callable[[], Awaitable[T]]) -> T:
+    return await work()
+
+
+STREAMS = StreamLoop()
+
+
+async def _relay(job: services.GenerationJob) -> RelayOutcome:
+    started: ReplyStarted = {**job.ref, "type": "reply.started"}
+    return await relay_stream(
+        TgiBackend(),
+        job.request,
+        RelayTarget(reply_id=job.reply_id, group=job.group, ref=job.ref),
+        redis=STREAMS.batch,
+        channel_layer=get_channel_layer(),
+        flush_ms=settings.ARENA_DELTA_FLUSH_MS,
+        flush_chars=settings.ARENA_DELTA_FLUSH_CHARS,
+        heartbeat_seconds=settings.ARENA_REPLY_HEARTBEAT_SECONDS,
+        announce=dict(started),
+        layer_on_redis=_layer_on_live_redis(),
+    )
+
+
+def _layer_on_live_redis() -> bool:
+    """Is the channel layer on the Redis server that holds the live text (pub/sub ignores the db)?"""
+    layer_hosts = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("hosts", [])
+    addresses = [h.get("address") if isinstance(h, dict) else h for h in layer_hosts]
+    return len(addresses) == 1 and urlsplit(str(addresses[0]))[:2] == urlsplit(settings.REDIS_URL)[:2]
+
+
+def _stream(job: services.GenerationJob) -> RelayOutcome:
+    timeout = job.request.timeout_seconds + job.request.stall_seconds + STREAM_GRACE_SECONDS
+    try:
+        return STREAMS.run(lambda: _relay(job), timeout)
+    except concurrent.futures.TimeoutError:
+        return RelayOutcome(
+            text=live_text(job.reply_id), failure=GenerationFailure("timeout", "The model took too long to answer.")
         )
-    finally:
-        await redis.aclose()
 
 
 @shared_task(bind=True, name="inference.tasks.reply_generate", acks_late=True, max_retries=MAX_TRANSIENT_RETRIES)
@@ -54,11 +149,9 @@ def reply_generate(self, reply_id: int) -> str:
     job = services.reply_claim(reply_id=reply_id)
     if job is None:
         return "skipped"
-    started: ReplyStarted = {**job.ref, "type": "reply.started"}
-    group_publish(job.group, started)
     # Don't hold a database connection through a minutes-long stream.
     connection.close()
-    outcome = asyncio.run(_relay(job))
+    outcome = _stream(job)
     close_old_connections()
     failure = outcome.failure
     if failure is not None and failure.retryable and not outcome.text and self.request.retries < self.max_retries:
