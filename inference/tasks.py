@@ -142,6 +142,12 @@ def _stream(job: services.GenerationJob) -> RelayOutcome:
         return RelayOutcome(
             text=live_text(job.reply_id), failure=GenerationFailure("timeout", "The model took too long to answer.")
         )
+    except Exception:  # noqa: BLE001 - e.g. Redis went away mid-stream: end the reply now, not at the sweep
+        log.warning("Stream of reply %s broke off", job.reply_id, exc_info=True)
+        return RelayOutcome(
+            text=live_text(job.reply_id),
+            failure=GenerationFailure("internal", "The reply was interrupted by a server problem. Regenerate to try again."),
+        )
 
 
 @shared_task(bind=True, name="inference.tasks.reply_generate", acks_late=True, max_retries=MAX_TRANSIENT_RETRIES)
