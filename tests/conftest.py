@@ -57,6 +57,22 @@ def devserver_urls():
         yield url_a, url_b
 
 
+@contextlib.contextmanager
+def slow_models_serving(tokens_per_second: float, max_new_tokens: int):
+    """Two models on dev servers of their own, paced so a reply streams for a while."""
+    from arena.models import ChatModel
+
+    configs = [
+        DevServerConfig(model_id=f"slow-{i}", time_to_first_token=0.05, tokens_per_second=tokens_per_second) for i in (1, 2)
+    ]
+    params = {"max_new_tokens": max_new_tokens}
+    with serve_in_thread(configs[0]) as url_1, serve_in_thread(configs[1]) as url_2:
+        yield [
+            ChatModel.objects.create(name="slow-1", endpoint_url=url_1, template="zephyr", parameters=params),
+            ChatModel.objects.create(name="slow-2", endpoint_url=url_2, template="chatml", parameters=params),
+        ]
+
+
 @pytest.fixture
 def chat_models(db, devserver_urls):
     from arena.models import ChatModel

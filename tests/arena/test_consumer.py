@@ -9,7 +9,7 @@ from django.contrib.sessions.backends.db import SessionStore
 
 from arena.models import Battle, Vote
 from config.asgi import application
-from inference.devserver import DevServerConfig, serve_in_thread
+from tests.conftest import slow_models_serving
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
@@ -130,14 +130,8 @@ async def test_a_full_battle_streams_votes_and_reveals(chat_models, celery_worke
 @pytest.fixture
 def slow_models(db):
     """Models slow enough (25 tokens/s) that a reconnect surely lands mid-stream."""
-    from arena.models import ChatModel
-
-    configs = [DevServerConfig(model_id=f"slow-{i}", time_to_first_token=0.05, tokens_per_second=25) for i in (1, 2)]
-    with serve_in_thread(configs[0]) as url_1, serve_in_thread(configs[1]) as url_2:
-        yield [
-            ChatModel.objects.create(name="slow-1", endpoint_url=url_1, template="zephyr", parameters={"max_new_tokens": 60}),
-            ChatModel.objects.create(name="slow-2", endpoint_url=url_2, template="chatml", parameters={"max_new_tokens": 60}),
-        ]
+    with slow_models_serving(tokens_per_second=25, max_new_tokens=60) as models:
+        yield models
 
 
 async def test_a_reconnecting_browser_gets_the_text_so_far_without_gap_or_duplicate(slow_models, celery_worker_process):

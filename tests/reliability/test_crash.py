@@ -15,8 +15,7 @@ from django.conf import settings
 import inference.tasks
 from arena import services
 from arena.models import ChatModel, Reply, Vote
-from inference.devserver import DevServerConfig, serve_in_thread
-from tests.conftest import worker_start
+from tests.conftest import slow_models_serving, worker_start
 from tests.reliability.conftest import (
     REPLY_GENERATE,
     finished_sides,
@@ -39,12 +38,8 @@ HEARTBEAT = 1.5
 @pytest.fixture
 def slow_models(transactional_db):
     """10 tokens/s and up to 100 tokens: a reply streams for several seconds."""
-    configs = [DevServerConfig(model_id=f"slow-{i}", time_to_first_token=0.05, tokens_per_second=10) for i in (1, 2)]
-    with serve_in_thread(configs[0]) as url_1, serve_in_thread(configs[1]) as url_2:
-        yield [
-            ChatModel.objects.create(name="slow-1", endpoint_url=url_1, template="zephyr", parameters={"max_new_tokens": 100}),
-            ChatModel.objects.create(name="slow-2", endpoint_url=url_2, template="chatml", parameters={"max_new_tokens": 100}),
-        ]
+    with slow_models_serving(tokens_per_second=10, max_new_tokens=100) as models:
+        yield models
 
 
 def test_the_sweep_is_on_the_beat_schedule():

@@ -20,10 +20,22 @@ import redis
 import websockets
 from channels.db import database_sync_to_async
 
-from arena.models import Battle, ChatModel, Reply, Turn, Vote
-from inference.devserver import DevServerConfig, serve_in_thread
-from tests.conftest import ROOT, _subprocess_env, _wait_for, free_port, worker_start
-from tests.reliability.conftest import new_session_key, process_group_stop, ws_connect, ws_receive, ws_send
+from arena.models import Battle, Reply, Turn, Vote
+from tests.conftest import (
+    ROOT,
+    _subprocess_env,
+    _wait_for,
+    free_port,
+    slow_models_serving,
+    worker_start,
+)
+from tests.reliability.conftest import (
+    new_session_key,
+    process_group_stop,
+    ws_connect,
+    ws_receive,
+    ws_send,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -101,12 +113,9 @@ def private_stack(tmp_path, transactional_db):
 
 @pytest.fixture
 def slow_models(transactional_db):
-    configs = [DevServerConfig(model_id=f"slow-{i}", time_to_first_token=0.05, tokens_per_second=12) for i in (1, 2)]
-    with serve_in_thread(configs[0]) as url_1, serve_in_thread(configs[1]) as url_2:
-        yield [
-            ChatModel.objects.create(name="slow-1", endpoint_url=url_1, template="zephyr", parameters={"max_new_tokens": 60}),
-            ChatModel.objects.create(name="slow-2", endpoint_url=url_2, template="chatml", parameters={"max_new_tokens": 60}),
-        ]
+    """12 tokens/s: a reply is still streaming when Redis goes away."""
+    with slow_models_serving(tokens_per_second=12, max_new_tokens=60) as models:
+        yield models
 
 
 class Browser:
