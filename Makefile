@@ -33,6 +33,7 @@ test: deps chromium
 bench: deps
 	$(PY) bench/leaderboard.py
 	$(PY) bench/stream.py
+	$(PY) bench/votes.py
 
 clean:
 	rm -rf $(VENV) staticfiles arena.sqlite3
