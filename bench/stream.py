@@ -548,6 +548,19 @@ def reply_models(battle_ids: list[str]) -> dict[tuple[str, str], str]:
     return {(b, side): name for b, side, name in rows}
 
 
+def reply_durations(battle_ids: list[str]) -> list[float]:
+    """How long the workers took over each reply (Reply.duration_ms: relay start to end), in ms."""
+    import psycopg
+
+    with psycopg.connect(DATABASE_URL) as conn:
+        rows = conn.execute(
+            "SELECT r.duration_ms FROM arena_reply r JOIN arena_turn t ON t.id = r.turn_id "
+            "WHERE t.battle_id::text = ANY(%s) AND r.duration_ms IS NOT NULL",
+            (battle_ids,),
+        ).fetchall()
+    return [float(d) for (d,) in rows]
+
+
 def analyse_arena(result: dict, emitted: dict, published: dict) -> dict:
     lat, ttft, delivered, expected, problems, frames_n, to_model, first_lat = [], [], 0, 0, [], 0, [], []
     worker_part, web_part, timed, windows = [], [], [], []
@@ -559,6 +572,7 @@ def analyse_arena(result: dict, emitted: dict, published: dict) -> dict:
         b["battle_id"] = ids[0] if ids else None
         battle_ids += ids[:1]
     models = reply_models(battle_ids)
+    durations = reply_durations(battle_ids)
     for b in result["battles"]:
         if b["error"]:
             problems.append(f"{b['tag']}: {b['error']}")
@@ -616,7 +630,7 @@ def analyse_arena(result: dict, emitted: dict, published: dict) -> dict:
                 ttft.append((first - b["sent"]) * 1000)
     return {"lat": lat, "ttft": ttft, "delivered": delivered, "expected": expected, "problems": problems,
             "frames": frames_n, "gaps": out_of_order, "to_model": to_model, "first": first_lat,
-            "worker_part": worker_part, "web_part": web_part, **steady(timed, windows)}
+            "worker_part": worker_part, "web_part": web_part, "durations": durations, **steady(timed, windows)}
 
 
 # --- the benchmark -----------------------------------------------------------------------------
@@ -701,6 +715,7 @@ def summarise(r: dict) -> dict:
     s["steady_p50"], s["steady_p99"] = pct(a["steady_lat"], 50), pct(a["steady_lat"], 99)
     s["steady_direct_p50"], s["steady_direct_p99"] = pct(d["steady_lat"], 50), pct(d["steady_lat"], 99)
     s["steady_streams"], s["steady_tokens"] = a["steady_streams"], len(a["steady_lat"])
+    s["duration_p50"], s["duration_max"] = pct(a["durations"], 50), max(a["durations"], default=float("nan"))
     s["added_p50"] = s["arena_p50"] - s["direct_p50"]
     s["added_p99"] = s["arena_p99"] - s["direct_p99"]
     s["ttft_over"] = s["ttft_arena"] - s["ttft_direct"]
@@ -728,7 +743,8 @@ def print_row(s: dict) -> None:
         f"{s['steady_p99'] - s['steady_direct_p99']:.1f} ms; TTFT direct {s['ttft_direct']:.0f} ms, "
         f"arena {s['ttft_arena']:.0f} ms (p99 {s['ttft_arena_p99']:.0f}) → +{s['ttft_over']:.0f} ms [prompt → model "
         f"{s['to_model_direct']:.0f} → {s['to_model_arena']:.0f} ms, first token → client {s['first_direct']:.1f} → "
-        f"{s['first_arena']:.1f} ms]; tokens "
+        f"{s['first_arena']:.1f} ms]; worker time per reply p50 {s['duration_p50'] / 1000:.2f} s (max "
+        f"{s['duration_max'] / 1000:.2f} s); tokens "
         f"{s['delivered']}/{s['expected']} (direct {s['direct_delivered']}/{s['direct_expected']}); "
         f"{s['tokens_per_frame']:.2f} tokens/frame; CPU {s['cpu_per_1k']:.2f} s/1000 tokens (web "
         f"{s['cpu_web_per_1k']:.2f}, workers {s['cpu_per_1k'] - s['cpu_web_per_1k']:.2f}; the bench's dev servers and "
@@ -844,7 +860,9 @@ def main() -> None:
             time.sleep(1)
     print()
     print(markdown(rows, args))
-    if not args.keep_logs:
+    if args.keep_logs or not all(r["ok"] for r in rows):
+        print(f"\nThe processes' logs are in {logs}", flush=True)
+    else:
         import shutil
 
         shutil.rmtree(workdir, ignore_errors=True)

@@ -48,9 +48,10 @@ HEALTH_FAILURE_KINDS = {"overloaded", "unavailable", "disconnected", "stalled", 
 
 
 T = TypeVar("T")
-# Redis connections a worker process's streams share: a delta holds one for a single round trip,
-# so a few dozen serve hundreds of streams (bench/stream.py).
-REDIS_CONNECTIONS_PER_PROCESS = 64
+# Redis connections of a worker process's streams. They share one `RedisBatch`, which keeps one
+# pipeline in flight, so a few are plenty; the pool blocks (a stream waits its turn) rather than
+# failing as redis-py's default pool does past 100 connections (200 streams sharing a client did).
+REDIS_CONNECTIONS_PER_PROCESS = 8
 # How long past its model's own timeout a stream may run before the task gives up waiting for it
 # (the backend's stall and total timeouts end it first; this only guards against a bug).
 STREAM_GRACE_SECONDS = 60
@@ -110,6 +111,13 @@ async def _call(work: Callable[[], Awaitable[T]]) -> T:
 
 STREAMS = StreamLoop()
 
+# A worker process runs a thread per stream (hundreds), but a stream needs the database only to
+# claim its reply and to store it, for a few milliseconds each. At most this many of them hold a
+# connection at once, so that a burst of battles starting or ending together queues here for a
+# moment instead of exhausting PostgreSQL's connections (max_connections is 100 by default), and
+# the connection is closed as soon as that work is done.
+DATABASE_SLOTS = threading.BoundedSemaphore(16)
+
 
 async def _relay(job: services.GenerationJob) -> RelayOutcome:
     started: ReplyStarted = {**job.ref, "type": "reply.started"}
@@ -152,29 +160,36 @@ def _stream(job: services.GenerationJob) -> RelayOutcome:
 
 @shared_task(bind=True, name="inference.tasks.reply_generate", acks_late=True, max_retries=MAX_TRANSIENT_RETRIES)
 def reply_generate(self, reply_id: int) -> str:
-    job = services.reply_claim(reply_id=reply_id)
+    with DATABASE_SLOTS:
+        try:
+            job = services.reply_claim(reply_id=reply_id)
+        finally:
+            # Don't hold a database connection through a minutes-long stream.
+            connection.close()
     if job is None:
         return "skipped"
-    # Don't hold a database connection through a minutes-long stream.
-    connection.close()
     outcome = _stream(job)
-    close_old_connections()
     failure = outcome.failure
-    if failure is not None and failure.retryable and not outcome.text and self.request.retries < self.max_retries:
-        # Nothing reached the user yet, so a quiet retry with backoff is invisible to them.
-        services.reply_requeue(reply_id=reply_id)
-        raise self.retry(countdown=min(2 ** self.request.retries, 10))
-    if failure is not None and failure.kind in HEALTH_FAILURE_KINDS:
-        services.model_failure_record(model_id=job.model_id, error=failure.message)
-    services.reply_finish(
-        reply_id=reply_id,
-        text=outcome.text,
-        token_count=outcome.token_count,
-        finish_reason=outcome.finish_reason,
-        ttft_ms=outcome.ttft_ms,
-        duration_ms=outcome.duration_ms,
-        failure=failure.message if failure else None,
-    )
+    with DATABASE_SLOTS:
+        try:
+            close_old_connections()
+            if failure is not None and failure.retryable and not outcome.text and self.request.retries < self.max_retries:
+                # Nothing reached the user yet, so a quiet retry with backoff is invisible to them.
+                services.reply_requeue(reply_id=reply_id)
+                raise self.retry(countdown=min(2 ** self.request.retries, 10))
+            if failure is not None and failure.kind in HEALTH_FAILURE_KINDS:
+                services.model_failure_record(model_id=job.model_id, error=failure.message)
+            services.reply_finish(
+                reply_id=reply_id,
+                text=outcome.text,
+                token_count=outcome.token_count,
+                finish_reason=outcome.finish_reason,
+                ttft_ms=outcome.ttft_ms,
+                duration_ms=outcome.duration_ms,
+                failure=failure.message if failure else None,
+            )
+        finally:
+            connection.close()
     return "failed" if failure else "done"
 
 
