@@ -1,39 +1,54 @@
 """Streaming benchmark: what the relay adds to every token (a script, not a test).
 
-    .venv/bin/python bench/stream.py [--quick] [--n 1,50,200] [--tokens 200] [--rate 50]
+    .venv/bin/python bench/stream.py [--quick] [--n 1,50,100,200] [--tokens 200] [--rate 50]
 
 It starts the whole streaming path on loopback and measures it against a direct client:
 
 - two TGI-compatible dev servers (`inference.devserver`) in this process, each on its own thread
   and event loop, paced at `--rate` tokens/s after `--ttft`, logging the monotonic time at which
-  each token event is written to its socket (a wrap of the server's `_send_event`);
+  each token event is written to its socket (a wrap of the server's `_send_event`) and at which
+  each request arrived (`_start_stream`);
 - PostgreSQL database `arena_bench` (dropped, created and migrated at start) and Redis database 14
-  (flushed at start), both overridable with BENCH_DATABASE_URL / BENCH_REDIS_URL;
-- the ASGI server as deployed (uvicorn, `--loop uvloop --http httptools`, same flags as the image)
-  and `--workers` Celery worker processes (`--pool threads --concurrency C`);
+  (flushed at start), both overridable with BENCH_DATABASE_URL / BENCH_REDIS_URL; tasks go to a
+  queue of their own (`bench-stream`);
+- the ASGI server as deployed (uvicorn, `--loop uvloop --http httptools`, the image's flags) and
+  `--workers` Celery worker processes (`--pool threads --concurrency 400`: a thread per stream);
 - the clients in a separate process (so that their event loop and GIL are not the dev servers'):
   for each N, first N×2 direct `text_generation.AsyncClient` streams straight to the dev servers
   (the baseline), then N battles through real websockets (GET / for the session cookie, Origin
-  header, one `prompt` frame each), both with the same start ramp.
+  header, one `prompt` frame each), both starting over the same ramp (`--ramp` s for 200 battles,
+  proportionally less for fewer). At N=1 five battles run one after the other (`--rounds`).
+  Web and workers get ARENA_BATTLES_PER_MINUTE / ARENA_TURNS_PER_MINUTE = 100000;
+- a listener on the channel layer's Redis pub/sub (a third process) noting when each delta passes,
+  which splits a token's latency into model → worker → Redis and Redis → web → browser.
 
 Replies are exactly `--tokens` tokens: each prompt asks the dev server to echo it
 (`[[devserver:echo]]`, which is not shortened to the usual reply length) and is longer than
 `max_new_tokens`, which the two registered models set to `--tokens`. Each prompt starts with a
-tag of its own, so every emitted stream is matched to its battle and side.
+tag of its own, so every emitted stream is matched to its battle and side (the side's model is
+read from the database).
 
 A token's latency is the time it was received by a client minus the time the dev server wrote it
 (`time.monotonic()`, CLOCK_MONOTONIC, one clock for every process of the machine). Deltas are
 coalesced: the characters of each delta (by its `offset`) are attributed back to the tokens they
 contain; a token counts as received with its last character. Added latency = the arena's
-percentile minus the direct client's at the same concurrency. TTFT overhead = (first delta
-received − prompt sent) − (first token received − direct request sent), per side, at the median.
-Delivery: every token must arrive, in order, and the text received (snapshot + deltas, overlap
-dropped by offset) must equal the text the dev server emitted and the `done` frame's text.
-CPU: utime+stime (/proc/<pid>/stat) of the web and worker processes over the arena phase, per
-1000 tokens delivered; "busy" is the whole machine's non-idle share over the phase (/proc/stat).
+percentile minus the direct client's at the same concurrency; "once all streams had started"
+repeats it for the tokens emitted after the last stream's first token (no battle still being set
+up). TTFT overhead = (first delta received − prompt sent) − (first token received − direct request
+sent), per side, at the median, and taken apart: prompt → request at the model server, first
+token written → received. Delivery: every token must arrive, in order, and the text received
+(snapshot + deltas, overlap dropped by offset) must equal the text the dev server emitted and
+the `done` frame's text. CPU: utime+stime (/proc/<pid>/stat) of the web and worker processes over
+the arena phase, per 1000 tokens delivered (and of the bench's own processes); "busy" is the
+whole machine's non-idle share over the phase (/proc/stat), and the share of it used by other
+programs (including Redis and PostgreSQL).
+
+For comparisons: `--env KEY=VALUE` (web and workers), `--web-env KEY=VALUE` (web only),
+`--channel-layer core|pubsub` (a settings module in the temporary directory that replaces
+CHANNEL_LAYERS), `--asgi module:app`, `--workers`, `--web-workers`, `--profile DIR` (py-spy).
 
 Everything is bounded: each phase has a deadline, and the script stops its processes at the end.
-A Markdown table for the README is printed last.
+A Markdown table for the README is printed last; the logs are kept when something went wrong.
 """
 
 from __future__ import annotations
@@ -45,7 +60,6 @@ import os
 import resource
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -432,7 +446,7 @@ async def monitor_main(out_path: str) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     client = aioredis.from_url(REDIS_URL)
     pubsub = client.pubsub()
-    await pubsub.psubscribe("asgi__group__battle-*")
+    await pubsub.psubscribe("*__group__battle-*")  # whatever the layer's prefix
     Path(out_path + ".ready").write_text("")
     records = []
     deadline = time.monotonic() + PHASE_DEADLINE * 3

@@ -6,6 +6,7 @@ rather than being silently replaced by a default.
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from environs import Env, EnvError
@@ -68,8 +69,9 @@ try:
     # Coalescing of streamed deltas (inference/relay.py): at most one publish per stream per this
     # many ms (plus whatever piles up while a publish is in flight). 15 ms is one frame of a 60 Hz
     # display: no browser shows tokens more often, and a model streaming 50 tokens/s (one per
-    # 20 ms) is never held back. Measured with bench/stream.py at 50 tokens/s: 30 ms held half
-    # the tokens back, +16 ms per token at the median; 15 ms adds nothing (+1.8 ms, as with 0).
+    # 20 ms) is never held back. Measured with bench/stream.py at 50 tokens/s, one battle: with
+    # 30 ms, half the tokens were held back and the relay added 18.5 ms per token (median); with
+    # 15 ms, 1.8 ms, as with no window (2.2 ms).
     ARENA_DELTA_FLUSH_MS = env.int("ARENA_DELTA_FLUSH_MS", 15, validate=_NON_NEGATIVE)
     ARENA_DELTA_FLUSH_CHARS = env.int("ARENA_DELTA_FLUSH_CHARS", 256, validate=_AT_LEAST_ONE)
     # A streaming reply refreshes a heartbeat in Redis; the sweeper fails one whose heartbeat
@@ -191,6 +193,10 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             # redis-py 8 gives up reading after 5 s by default; keep idle connections alive longer.
             "hosts": [{"address": CHANNEL_LAYER_URL, "socket_timeout": 10}],
+            # Pub/sub channels ignore the database number: it goes into the channel names, so two
+            # arenas (or test runs) sharing a Redis server on different databases stay apart, as
+            # they were with the list-based layer (the "leaderboard" group has the same name in all).
+            "prefix": f"asgi-db{urlsplit(CHANNEL_LAYER_URL).path.strip('/') or '0'}",
         },
     }
 }
