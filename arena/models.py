@@ -172,6 +172,12 @@ class Vote(models.Model):
     counted = models.BooleanField(default=False, help_text="Included in the rating counts.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
+    class Meta:
+        indexes = [
+            # The refresh task looks for votes not yet counted after every burst of votes.
+            models.Index(fields=["id"], condition=models.Q(counted=False), name="vote_uncounted"),
+        ]
+
 
 class PairCount(models.Model):
     """How many counted votes had this model on side A, that one on side B, and this outcome.

@@ -15,12 +15,18 @@ def models_drawable() -> list[ChatModel]:
     return list(ChatModel.objects.filter(enabled=True, healthy=True, weight__gt=0))
 
 
-def battle_get_for_client(*, battle_id, client: ClientIdentity, for_update: bool = False) -> Battle:
+def battle_get_for_client(*, battle_id, client: ClientIdentity, for_update: bool = False, with_vote: bool = False) -> Battle:
+    """The client's battle (another client's looks missing). `with_vote` joins the vote in: with
+    `for_update`, a vote committed while this waited for the lock is then not seen (the query's
+    snapshot predates it), so only a caller that inserts a vote, which the one-to-one key
+    refuses, should combine the two."""
     try:
         battle_id = uuid.UUID(str(battle_id))
     except ValueError:
         raise NotFound("This battle doesn't exist or isn't yours.") from None
     qs = Battle.objects.select_related("model_a", "model_b")
+    if with_vote:
+        qs = qs.select_related("vote")
     if for_update:
         qs = qs.select_for_update(of=("self",))
     try:
@@ -42,6 +48,19 @@ def replies_current(turn: Turn) -> dict[str, Reply]:
     return replies
 
 
+def battle_replies_summary(battle: Battle) -> tuple[dict[str, str], bool]:
+    """In one query: the status of each side's current reply in the last turn, and whether any
+    reply of the battle named a model or vendor."""
+    rows = list(
+        Reply.objects.filter(turn__battle=battle).values_list(
+            "turn__index", "turn__attempt", "attempt", "side", "status", "names_identity"
+        )
+    )
+    last = max((row[0] for row in rows), default=None)
+    statuses = {side: status for index, turn_attempt, attempt, side, status, _ in rows if index == last and attempt == turn_attempt}
+    return statuses, any(row[5] for row in rows)
+
+
 def battle_has_vote(battle: Battle) -> bool:
     try:
         battle.vote
@@ -55,7 +74,7 @@ def battle_state_for_client(*, battle_id, client: ClientIdentity, live_text=None
 
     `live_text(reply_id) -> str` supplies the text so far of a reply still streaming.
     """
-    battle = battle_get_for_client(battle_id=battle_id, client=client)
+    battle = battle_get_for_client(battle_id=battle_id, client=client, with_vote=True)
     turns = list(
         battle.turns.prefetch_related(Prefetch("replies", queryset=Reply.objects.order_by("attempt")))
     )

@@ -26,7 +26,14 @@ from arena.models import Battle, ChatModel, PairCount, Reply, Turn, Vote
 from arena.live import live_redis, live_text
 from arena.publish import group_publish
 from arena.sampling import pair_draw
-from arena.selectors import battle_get_for_client, battle_has_vote, models_drawable, replies_current, turn_last
+from arena.selectors import (
+    battle_get_for_client,
+    battle_has_vote,
+    battle_replies_summary,
+    models_drawable,
+    replies_current,
+    turn_last,
+)
 from inference.backends import GenerationRequest
 from inference.chat_templates import ChatMessage
 
@@ -323,25 +330,26 @@ def vote_cast(*, battle_id, client: ClientIdentity, outcome: object) -> Vote:
     """Record the one vote of a battle and reveal the models; the one-to-one key forbids a second."""
     if outcome not in Vote.Outcome.values:
         raise ArenaError(f"Unknown vote {outcome!r}; use one of {', '.join(Vote.Outcome.values)}.")
-    battle = battle_get_for_client(battle_id=battle_id, client=client, for_update=True)
+    # A vote committed while this waited for the lock isn't in the joined row; the insert below
+    # then fails on the one-to-one key, with the same answer.
+    battle = battle_get_for_client(battle_id=battle_id, client=client, for_update=True, with_vote=True)
     if battle_has_vote(battle):
         raise NotAllowed("This battle already has a vote.")
-    last = turn_last(battle)
-    replies = replies_current(last) if last else {}
-    if len(replies) != 2 or any(r.status != Reply.Status.DONE for r in replies.values()):
+    statuses, flagged = battle_replies_summary(battle)
+    if len(statuses) != 2 or any(status != Reply.Status.DONE for status in statuses.values()):
         raise NotAllowed("You can vote once both replies have finished.")
     _rate_limit(
         "vote", _client_keys(client), settings.ARENA_VOTES_PER_DAY, 86_400,
         "You've reached today's vote limit; thank you, and come back tomorrow.",
     )
-    flagged = Reply.objects.filter(turn__battle=battle, names_identity=True).exists()
     try:
         with transaction.atomic():
             vote = Vote.objects.create(battle=battle, outcome=outcome, client_id=client.client_id, identity_flagged=flagged)
     except IntegrityError:
         raise NotAllowed("This battle already has a vote.") from None
     if _vote_countable(battle=battle, identity_flagged=flagged):
-        _vote_count(vote=vote, battle=battle)
+        # Counted in batches by the refresh task (votes_count_pending), not here: counting locks
+        # both models' rows, which would queue every vote on a popular pair behind the others.
         transaction.on_commit(leaderboard_refresh_schedule)
     reveal: events.BattleRevealed = {
         "type": "battle.revealed",
@@ -368,20 +376,63 @@ def _vote_countable(*, battle: Battle, identity_flagged: bool) -> bool:
     return battle.anonymous and (settings.ARENA_RATINGS_INCLUDE_FLAGGED or not identity_flagged)
 
 
-def _vote_count(*, vote: Vote, battle: Battle) -> None:
-    """Add a vote to the pair counts and move the online Elo (in commit order)."""
-    # Lock both models in id order: concurrent votes on overlapping pairs can't deadlock.
-    locked = {m.id: m for m in ChatModel.objects.select_for_update().filter(id__in=[battle.model_a_id, battle.model_b_id]).order_by("id")}
-    model_a, model_b = locked[battle.model_a_id], locked[battle.model_b_id]
-    code = OUTCOME_CODES[vote.outcome]
-    updated = PairCount.objects.filter(model_a=model_a, model_b=model_b, outcome=code).update(count=F("count") + 1)
-    if not updated:
-        PairCount.objects.create(model_a=model_a, model_b=model_b, outcome=code, count=1)
-    new_a, new_b = ratings.elo_step(model_a.elo_online, model_b.elo_online, code)
-    ChatModel.objects.filter(id=model_a.id).update(elo_online=new_a)
-    ChatModel.objects.filter(id=model_b.id).update(elo_online=new_b)
-    Vote.objects.filter(id=vote.id).update(counted=True)
-    vote.counted = True
+VOTES_COUNT_BATCH = 5000
+
+
+def _votes_pending():
+    pending = Vote.objects.filter(counted=False, battle__anonymous=True)
+    if not settings.ARENA_RATINGS_INCLUDE_FLAGGED:
+        pending = pending.filter(identity_flagged=False)
+    return pending
+
+
+def votes_count_pending(*, batch_size: int = VOTES_COUNT_BATCH) -> int:
+    """Add every vote not yet counted to the pair counts and the online Elo; returns how many.
+
+    Votes are taken in id order (the order they were cast), locked with SKIP LOCKED so two runs
+    never count one vote twice, and both models of every pair in the batch are locked in id order
+    while their cells and online Elo change, so concurrent runs can't deadlock or lose an update.
+    """
+    total = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                _votes_pending()
+                .select_for_update(skip_locked=True, of=("self",))
+                .order_by("id")
+                .values_list("id", "battle__model_a_id", "battle__model_b_id", "outcome")[:batch_size]
+            )
+            if not rows:
+                return total
+            _votes_add(rows)
+        total += len(rows)
+        if len(rows) < batch_size:
+            return total
+
+
+def _votes_add(rows: list[tuple[int, int, int, str]]) -> None:
+    model_ids = sorted({r[1] for r in rows} | {r[2] for r in rows})
+    models = {m.id: m for m in ChatModel.objects.select_for_update().filter(id__in=model_ids).order_by("id")}
+    cells: dict[tuple[int, int, int], int] = {}
+    elo = {model_id: model.elo_online for model_id, model in models.items()}
+    for _, a, b, outcome in rows:
+        code = OUTCOME_CODES[outcome]
+        cells[(a, b, code)] = cells.get((a, b, code), 0) + 1
+        elo[a], elo[b] = ratings.elo_step(elo[a], elo[b], code)
+    existing = set(
+        PairCount.objects.filter(model_a_id__in=model_ids, model_b_id__in=model_ids)
+        .values_list("model_a_id", "model_b_id", "outcome")
+    )
+    for (a, b, code), n in cells.items():
+        if (a, b, code) in existing:
+            PairCount.objects.filter(model_a_id=a, model_b_id=b, outcome=code).update(count=F("count") + n)
+    PairCount.objects.bulk_create(
+        [PairCount(model_a_id=a, model_b_id=b, outcome=code, count=n) for (a, b, code), n in cells.items() if (a, b, code) not in existing]
+    )
+    for model_id, model in models.items():
+        model.elo_online = elo[model_id]
+    ChatModel.objects.bulk_update(models.values(), ["elo_online"])
+    Vote.objects.filter(id__in=[r[0] for r in rows]).update(counted=True)
 
 
 def leaderboard_refresh_schedule() -> None:

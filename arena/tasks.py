@@ -1,5 +1,8 @@
 """Leaderboard refresh tasks: one live refresh per burst of votes, one bootstrap per debounce window.
 
+The live refresh first counts the votes cast since the last run (one batch, not one transaction
+per vote), then refits and publishes.
+
 They run as single debounced tasks (a cache key marks one as pending), so adding web or worker
 replicas never multiplies the work.
 """
@@ -8,7 +11,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 
-from arena import events
+from arena import events, services
 from arena.leaderboard import CACHE_CURRENT, bootstrap_store, leaderboard_snapshot
 from arena.publish import group_publish
 
@@ -26,6 +29,7 @@ def _publish(snapshot: dict) -> None:
 def leaderboard_live_refresh() -> int:
     # Clear the flag before reading: a vote committed after this point schedules another run.
     cache.delete(LIVE_PENDING)
+    services.votes_count_pending()
     snapshot = leaderboard_snapshot()
     _publish(snapshot)
     if settings.ARENA_BOOTSTRAP_ROUNDS and cache.add(BOOTSTRAP_PENDING, 1, timeout=300):

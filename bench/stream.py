@@ -58,6 +58,7 @@ import asyncio
 import json
 import os
 import resource
+import secrets
 import signal
 import socket
 import subprocess
@@ -231,8 +232,11 @@ def redis_reset() -> None:
 def stack_env(extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        # DEBUG only lets the page render without collectstatic; nothing on the token path reads it.
-        DEBUG="true",
+        # As deployed: DEBUG off (Django then keeps no per-query log), static files collected.
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL="false",  # loopback; TLS ends at the proxy in production
         DATABASE_URL=DATABASE_URL,
         REDIS_URL=REDIS_URL,
         PYTHONUNBUFFERED="1",
@@ -286,6 +290,7 @@ class Stack:
         return proc
 
     def start(self) -> None:
+        self.manage("collectstatic", "--noinput")
         for i in range(self.args.workers):
             name = f"worker{i}"
             proc = self._spawn(name, [

@@ -40,11 +40,21 @@ try:
     SECRET_KEY = _secret_key(DEBUG)
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
     CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+    DB_CONN_MAX_AGE = env.int("DB_CONN_MAX_AGE", 0, validate=_NON_NEGATIVE)
     DATABASES = {
         "default": env.dj_db_url(
-            "DATABASE_URL", f"sqlite:///{BASE_DIR / 'arena.sqlite3'}", conn_max_age=env.int("DB_CONN_MAX_AGE", 0)
+            "DATABASE_URL", f"sqlite:///{BASE_DIR / 'arena.sqlite3'}", conn_max_age=DB_CONN_MAX_AGE
         )
     }
+    # PostgreSQL connections come from a pool in each process (psycopg_pool): without it every
+    # service call from a websocket opened a new connection (a sixth of the web process's time in
+    # bench/votes.py), and persistent per-thread connections (DB_CONN_MAX_AGE) pile up under ASGI,
+    # one per thread. 0 turns the pool off.
+    DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", 20, validate=_NON_NEGATIVE)
+    if DATABASES["default"]["ENGINE"].endswith("postgresql") and DB_POOL_MAX_SIZE:
+        if DB_CONN_MAX_AGE:
+            raise ImproperlyConfigured("Set DB_CONN_MAX_AGE=0 or DB_POOL_MAX_SIZE=0: pooled connections are already kept")
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 30}
     if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         # The zero-setup local database: WAL and a busy timeout let web and worker share it.
         DATABASES["default"]["OPTIONS"] = {

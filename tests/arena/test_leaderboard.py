@@ -3,12 +3,14 @@
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.models import Sum
 from django.test import override_settings
 
 from arena import ratings, services
@@ -19,20 +21,85 @@ from tests.arena.test_services import finish_turn
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def vote(client, outcome, text_a="Answer A", text_b="Answer B"):
+def vote_uncounted(client, outcome, text_a="Answer A", text_b="Answer B"):
     turn = services.battle_start(client=client, text="Q")
     finish_turn(turn, text_a=text_a, text_b=text_b)
     return services.vote_cast(battle_id=turn.battle_id, client=client, outcome=outcome), turn.battle
 
 
+def vote(client, outcome, text_a="Answer A", text_b="Answer B"):
+    """A vote, then the counting the live refresh task does."""
+    cast = vote_uncounted(client, outcome, text_a=text_a, text_b=text_b)
+    services.votes_count_pending()
+    return cast
+
+
 @pytest.mark.django_db
-def test_a_counted_vote_adds_one_cell_and_moves_the_online_elo(chat_models, alice):
-    v, battle = vote(alice, "a")
+def test_a_vote_is_counted_by_the_next_refresh_once(chat_models, alice):
+    v, battle = vote_uncounted(alice, "a")
+    assert Vote.objects.get(id=v.id).counted is False and PairCount.objects.count() == 0
+    assert services.votes_count_pending() == 1
+    assert services.votes_count_pending() == 0
     assert Vote.objects.get(id=v.id).counted is True
     cell = PairCount.objects.get()
     assert (cell.model_a_id, cell.model_b_id, cell.outcome, cell.count) == (battle.model_a_id, battle.model_b_id, ratings.A_WINS, 1)
     a, b = ChatModel.objects.get(id=battle.model_a_id), ChatModel.objects.get(id=battle.model_b_id)
     assert a.elo_online == pytest.approx(1002.0) and b.elo_online == pytest.approx(998.0)
+
+
+@pytest.mark.django_db
+def test_counting_in_batches_matches_the_rating_math_in_vote_order(chat_models, alice, devserver_urls):
+    from django.core.cache import cache
+
+    ChatModel.objects.create(name="third", endpoint_url=devserver_urls[0], template="chatml")
+    rng = np.random.default_rng(5)
+    cast = []
+    for _ in range(17):
+        cast.append(vote_uncounted(alice, str(rng.choice(["a", "b", "tie", "bothbad"]))))
+        cache.clear()
+    assert services.votes_count_pending(batch_size=4) == 17
+    ids = sorted({b.model_a_id for _, b in cast} | {b.model_b_id for _, b in cast})
+    a = np.array([ids.index(b.model_a_id) for _, b in cast])
+    b = np.array([ids.index(b.model_b_id) for _, b in cast])
+    o = np.array([services.OUTCOME_CODES[v.outcome] for v, _ in cast])
+    expected_elo = ratings.elo_online(a, b, o, len(ids))
+    for i, model_id in enumerate(ids):
+        assert ChatModel.objects.get(id=model_id).elo_online == pytest.approx(expected_elo[i])
+    counts = ratings.counts_from_battles(a, b, o, len(ids))
+    for cell in PairCount.objects.all():
+        assert cell.count == counts[ids.index(cell.model_a_id), ids.index(cell.model_b_id), cell.outcome]
+    assert PairCount.objects.aggregate(n=Sum("count"))["n"] == 17
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_counting_runs_count_every_vote_exactly_once(chat_models, alice, monkeypatch):
+    """Four runs at once on real PostgreSQL connections: SKIP LOCKED splits the votes between them."""
+    from django.core.cache import cache
+    from django.db import connection
+
+    # Only these four runs count: no refresh task is queued for a worker of another test to run.
+    monkeypatch.setattr(services, "leaderboard_refresh_schedule", lambda: None)
+    for i in range(40):
+        vote_uncounted(alice, ["a", "b", "tie", "bothbad"][i % 4])
+        cache.clear()
+    barrier = threading.Barrier(4)
+    results: list[int] = []
+
+    def run():
+        try:
+            barrier.wait()
+            results.append(services.votes_count_pending(batch_size=3))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 4 and sum(results) == 40
+    assert PairCount.objects.aggregate(n=Sum("count"))["n"] == 40
+    assert not Vote.objects.filter(counted=False).exists()
 
 
 @pytest.mark.django_db
@@ -203,7 +270,7 @@ def test_the_leaderboard_command_reports_a_bad_record(tmp_path):
 async def test_a_vote_reaches_an_open_leaderboard_socket_within_a_second(chat_models, celery_worker_process):
     import time
 
-    from asgiref.sync import sync_to_async
+    from channels.db import database_sync_to_async
     from channels.testing import WebsocketCommunicator
 
     from config.asgi import application
@@ -224,7 +291,7 @@ async def test_a_vote_reaches_an_open_leaderboard_socket_within_a_second(chat_mo
     latency = time.monotonic() - voted_at
     assert update["type"] == "leaderboard" and update["leaderboard"]["total_votes"] == 1
     assert latency < 2.0, f"leaderboard update took {latency:.2f} s"  # typically ~0.1 s; see bench/votes.py
-    battle = await sync_to_async(Battle.objects.select_related("model_a").get)(id=battle_id)
+    battle = await database_sync_to_async(Battle.objects.select_related("model_a").get)(id=battle_id)
     top = update["leaderboard"]["models"][0]
     assert top["model"] == battle.model_a.name and top["rating"] > 1000
     await player.disconnect()

@@ -90,6 +90,7 @@ def test_without_a_secret_key_production_refuses_to_start():
         ("ARENA_MAX_TURNS", "0"),
         ("ARENA_VOTES_PER_DAY", "-5"),
         ("ARENA_STALL_SECONDS", "0"),
+        ("DB_POOL_MAX_SIZE", "-1"),
     ],
 )
 def test_a_bad_value_stops_the_process_naming_the_variable(name, value):
@@ -97,6 +98,14 @@ def test_a_bad_value_stops_the_process_naming_the_variable(name, value):
     assert result.returncode != 0, f"{name}={value} was accepted"
     last_line = result.stderr.strip().splitlines()[-1]
     assert f'"{name}"' in last_line and "invalid" in last_line, result.stderr[-2000:]
+
+
+def test_a_pool_and_persistent_connections_together_are_refused():
+    result = manage(production_env(DB_CONN_MAX_AGE="60"), "check")
+    assert result.returncode != 0 and "DB_POOL_MAX_SIZE=0" in result.stderr, result.stderr[-2000:]
+    assert manage(production_env(DB_CONN_MAX_AGE="60", DB_POOL_MAX_SIZE="0"), "check").returncode == 0
+    pool = settings_values(production_env(), ["DATABASES"])["DATABASES"]["default"]["OPTIONS"]["pool"]
+    assert pool["max_size"] == 20
 
 
 def test_env_example_shows_the_real_defaults():
