@@ -659,9 +659,13 @@ def run_n(n: int, args, stack: Stack, urls: list[str], log: EmissionLog, workdir
     from inference.chat_templates import PRESETS, prompt_render
 
     rounds = args.rounds if args.rounds else (5 if n == 1 else 1)
+    ramp = min(args.ramp, args.ramp * n / 200)
+    if args.steady:
+        # Lanes start spread over one reply's duration and run three battles back to back: during
+        # the middle round all N run at once, arriving at N per reply duration, as in a busy arena.
+        rounds, ramp = 3, args.ttft + args.tokens / args.rate
     tags = [f"t{run_id}n{n}r{r}b{i}" for r in range(rounds) for i in range(n)]
     prompts = [prompt_for(tag, args.tokens) for tag in tags]
-    ramp = min(args.ramp, args.ramp * n / 200)
     models = [
         {"name": name, "url": url, "stops": list(PRESETS[template].stop),
          "prompts": [prompt_render(template, [{"role": "user", "content": p}]) for p in prompts]}
@@ -669,7 +673,8 @@ def run_n(n: int, args, stack: Stack, urls: list[str], log: EmissionLog, workdir
     ]
     common = {"n": n, "tokens": args.tokens, "ramp": ramp, "tags": tags, "rounds": rounds}
     log.take()
-    direct = analyse_direct(run_clients({**common, "mode": "direct", "models": models}, workdir), log.take())
+    direct = analyse_direct(measured(run_clients({**common, "mode": "direct", "models": models}, workdir), args),
+                            log.take())
     time.sleep(0.5)
     profilers = profile_start(args, stack, n, workdir) if args.profile else []
     # Where a delta is published tells the worker's share of its latency from the web's.
@@ -686,14 +691,21 @@ def run_n(n: int, args, stack: Stack, urls: list[str], log: EmissionLog, workdir
     cpu1, (tot1, idle1), mine1 = tree_cpu(stack.pids), machine_ticks(), own_cpu()
     web1 = tree_cpu([stack.web.pid])
     published = monitor_stop(*monitor) if monitor else {}
-    arena = analyse_arena(arena_raw, log.take(), published)
+    arena = analyse_arena(measured(arena_raw, args), log.take(), published)
     return {
-        "n": n, "streams": 2 * n, "rounds": rounds, "direct": direct, "arena": arena, "cpu": cpu1 - cpu0, "wall": wall,
+        "n": n, "streams": 2 * n, "rounds": rounds, "steady": args.steady, "direct": direct, "arena": arena, "cpu": cpu1 - cpu0, "wall": wall,
         "cpu_web": web1 - web0, "cpu_bench": (mine1 - mine0) - (cpu1 - cpu0), "cpu_wall": wall,
         "busy": 1 - (idle1 - idle0) / max(tot1 - tot0, 1),
         # Everything else on the machine (other programs, and Redis and PostgreSQL, which serve them too).
         "outside": max((tot1 - tot0) - (idle1 - idle0) - (mine1 - mine0) * CLK_TCK, 0) / max(tot1 - tot0, 1),
     }
+
+
+def measured(result: dict, args) -> dict:
+    """With --steady, only the middle round's battles (or direct streams) count."""
+    if not args.steady:
+        return result
+    return {key: [item for item in items if "r1b" in item["tag"]] for key, items in result.items()}
 
 
 def profile_start(args, stack: Stack, n: int, workdir: Path) -> list[subprocess.Popen]:
@@ -704,7 +716,7 @@ def profile_start(args, stack: Stack, n: int, workdir: Path) -> list[subprocess.
         out = Path(args.profile) / f"{name}-n{n}.txt"
         procs.append(subprocess.Popen(
             [str(Path(PY).parent / "py-spy"), "record", "--pid", str(proc.pid), "--duration", str(seconds), "--rate", "200",
-             "--format", "raw", "--nonblocking", "--output", str(out)],
+             "--format", "raw", "--nonblocking", "--gil", "--output", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ))
     time.sleep(0.5)
@@ -713,16 +725,18 @@ def profile_start(args, stack: Stack, n: int, workdir: Path) -> list[subprocess.
 
 def summarise(r: dict) -> dict:
     d, a = r["direct"], r["arena"]
+    cpu_tokens = max(a["delivered"] * (r["rounds"] if r["steady"] else 1), 1)
     s = {
-        "n": r["n"], "streams": r["streams"], "rounds": r["rounds"],
+        "n": r["n"], "streams": r["streams"], "rounds": r["rounds"], "steady": r["steady"],
         "direct_p50": pct(d["lat"], 50), "direct_p99": pct(d["lat"], 99),
         "arena_p50": pct(a["lat"], 50), "arena_p99": pct(a["lat"], 99),
         "ttft_direct": pct(d["ttft"], 50), "ttft_arena": pct(a["ttft"], 50),
         "ttft_arena_p99": pct(a["ttft"], 99), "ttft_direct_p99": pct(d["ttft"], 99),
         "delivered": a["delivered"], "expected": a["expected"], "direct_delivered": d["delivered"],
         "direct_expected": d["expected"], "problems": a["problems"] + d["problems"],
-        "cpu_per_1k": r["cpu"] / max(a["delivered"], 1) * 1000, "cpu_web_per_1k": r["cpu_web"] / max(a["delivered"], 1) * 1000,
-        "cpu_bench_per_1k": r["cpu_bench"] / max(a["delivered"], 1) * 1000, "busy": r["busy"], "outside": r["outside"],
+        # CPU is measured over every round; with --steady only one of the three rounds is analysed.
+        "cpu_per_1k": r["cpu"] / cpu_tokens * 1000, "cpu_web_per_1k": r["cpu_web"] / cpu_tokens * 1000,
+        "cpu_bench_per_1k": r["cpu_bench"] / cpu_tokens * 1000, "busy": r["busy"], "outside": r["outside"],
         "frames": a["frames"], "tokens_per_frame": a["delivered"] / max(a["frames"], 1),
     }
     # TTFT, taken apart: prompt → request at the model server, and first token written → received.
@@ -743,7 +757,7 @@ def summarise(r: dict) -> dict:
 
 
 def label(s: dict) -> str:
-    rounds = f", {s['rounds']} rounds" if s["rounds"] > 1 else ""
+    rounds = ", steady" if s["steady"] else f", {s['rounds']} rounds" if s["rounds"] > 1 else ""
     return f"{s['n']} ({s['streams']}{rounds})"
 
 
@@ -805,6 +819,20 @@ def markdown(rows: list[dict], args) -> str:
     return head + "\n".join(lines)
 
 
+def stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options both benchmarks give the stack they start, and the client process's own."""
+    parser.add_argument("--web-workers", type=int, default=1, help="uvicorn processes")
+    parser.add_argument("--asgi", default="config.asgi:application", help="the ASGI application uvicorn serves")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for the web and worker processes (repeatable)")
+    parser.add_argument("--web-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for the web processes only (repeatable), e.g. DB_POOL_MAX_SIZE=0")
+    parser.add_argument("--profile", metavar="DIR", help="record py-spy profiles of web and workers into DIR")
+    parser.add_argument("--role", default="bench", help=argparse.SUPPRESS)
+    parser.add_argument("--plan", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 1 and 50 only")
@@ -815,24 +843,20 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=1.0, help="seconds over which 200 battles start (scaled by N)")
     parser.add_argument("--rounds", type=int, default=0,
                         help="battles per lane, one after the other (default: 5 at N=1, else 1)")
+    parser.add_argument("--steady", action="store_true",
+                        help="N battles kept running (starts spread over one reply, 3 rounds, the middle one measured) "
+                             "instead of N started at once")
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes")
     parser.add_argument("--concurrency", type=int, default=400, help="threads per worker process")
-    parser.add_argument("--web-workers", type=int, default=1, help="uvicorn processes")
-    parser.add_argument("--asgi", default="config.asgi:application", help="the ASGI application uvicorn serves")
     parser.add_argument("--channel-layer", choices=sorted(LAYERS), help="override the settings' channel layer")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="a setting for the web and worker processes (repeatable)")
-    parser.add_argument("--profile", metavar="DIR", help="record py-spy profiles of web and workers into DIR")
-    parser.add_argument("--web-env", action="append", default=[], metavar="KEY=VALUE",
-                        help="a setting for the web processes only (repeatable), e.g. DB_CONN_MAX_AGE=60")
     parser.add_argument("--keep-logs", action="store_true", help="print where the process logs are, keep them")
-    parser.add_argument("--role", default="bench", help=argparse.SUPPRESS)
-    parser.add_argument("--plan", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
+    stack_arguments(parser)
     args = parser.parse_args()
     if args.role == "clients":
         clients_role(args.plan, args.out)
         return
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
     if args.role == "monitor":
         import uvloop
 

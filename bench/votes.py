@@ -335,20 +335,13 @@ def main() -> None:
     parser.add_argument("--battles", type=int, default=40, help="finished battles per client")
     parser.add_argument("--seconds", type=float, default=15, help="voting stops after this long")
     parser.add_argument("--via", choices=("ws", "services", "both"), default="both")
-    parser.add_argument("--web-workers", type=int, default=1, help="uvicorn processes")
-    parser.add_argument("--asgi", default="config.asgi:application", help="the ASGI application uvicorn serves")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="a setting for the web and worker processes (repeatable)")
-    parser.add_argument("--web-env", action="append", default=[], metavar="KEY=VALUE",
-                        help="a setting for the web processes only (repeatable), e.g. DB_CONN_MAX_AGE=60")
-    parser.add_argument("--profile", metavar="DIR", help="record py-spy profiles of web and worker into DIR")
-    parser.add_argument("--role", default="bench", help=argparse.SUPPRESS)
-    parser.add_argument("--plan", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
+    common.stack_arguments(parser)
     args = parser.parse_args()
     if args.role == "clients":
         clients_role(args.plan, args.out)
         return
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
     if args.quick:
         args.clients, args.battles, args.seconds = 20, 20, 5
     workdir = Path(tempfile.mkdtemp(prefix="arena-bench-votes-"))

@@ -135,6 +135,15 @@ def side_of(battle_id: str, model: ChatModel) -> str:
     return "a" if battle.model_a_id == model.id else "b"
 
 
+async def prompt_until_both_end(comm, faulty: ChatModel) -> tuple[list[dict], str, str]:
+    """Start a battle and read until both sides ended: (timed frames, battle id, the faulty side)."""
+    started = time.monotonic()
+    await ws_send(comm, {"action": "prompt", "battle": None, "text": PROMPT})
+    frames = await timed_frames_until(comm, lambda f, fs: finished(fs) >= {"a", "b"}, started)
+    battle_id = state_of(frames)["battle"]
+    return frames, battle_id, await database_sync_to_async(side_of)(battle_id, faulty)
+
+
 def failures_counted(model: ChatModel) -> int:
     return cache.get(f"health:failures:{model.id}") or 0
 
@@ -154,11 +163,7 @@ async def test_a_failing_side_is_shown_refused_for_voting_and_repaired_by_a_retr
 
         comm = await ws_connect(await new_session_key())
         try:
-            started = time.monotonic()
-            await ws_send(comm, {"action": "prompt", "battle": None, "text": PROMPT})
-            frames = await timed_frames_until(comm, lambda f, fs: finished(fs) >= {"a", "b"}, started)
-            battle_id = state_of(frames)["battle"]
-            bad = await database_sync_to_async(side_of)(battle_id, models.faulty)
+            frames, battle_id, bad = await prompt_until_both_end(comm, models.faulty)
             good = "b" if bad == "a" else "a"
 
             failed = [f for f in frames if f["type"] == "failed"]
@@ -220,11 +225,7 @@ async def test_a_transient_overload_is_retried_unseen(fault, models, servers):
     before = devserver_requests(servers.faulty)
     comm = await ws_connect(await new_session_key())
     try:
-        started = time.monotonic()
-        await ws_send(comm, {"action": "prompt", "battle": None, "text": PROMPT})
-        frames = await timed_frames_until(comm, lambda f, fs: finished(fs) >= {"a", "b"}, started)
-        battle_id = state_of(frames)["battle"]
-        bad = await database_sync_to_async(side_of)(battle_id, models.faulty)
+        frames, battle_id, bad = await prompt_until_both_end(comm, models.faulty)
         assert not [f for f in frames if f["type"] in ("failed", "error")], "the user saw the overload"
         done = {f["side"]: f for f in frames if f["type"] == "done"}
         assert set(done) == {"a", "b"} and done[bad]["text"]
