@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from arena import services
+from arena.background import PROCESS_LOOP
 from arena.events import ReplyStarted
 from arena.live import live_text
 from arena.selectors import models_all
@@ -59,53 +60,23 @@ STREAM_GRACE_SECONDS = 60
 
 
 class StreamLoop:
-    """The event loop every stream of this process runs on, on a daemon thread of its own.
-
-    Started on first use, and again in a child process after a fork (a loop never survives one).
-    Holds the process's async Redis client; the channel layer keeps its connections per loop, so
-    they are shared too.
-    """
+    """Where every stream of this process runs: the process's background loop (arena.background),
+    and the async Redis client its streams share, made again in a child process after a fork."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._pid: int | None = None
         self.batch: RedisBatch | None = None  # the process's Redis client, batching across streams
 
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
+    def run(self, work: Callable[[], Awaitable[T]], timeout: float) -> T:
+        """Run `work()` on the loop and wait for its result (at most `timeout` seconds)."""
         with self._lock:
-            if self._loop is None or self._pid != os.getpid():
-                loop = _new_event_loop()
-                threading.Thread(target=loop.run_forever, name="arena-streams", daemon=True).start()
-                self._loop, self._pid = loop, os.getpid()
+            if self.batch is None or self._pid != os.getpid():
                 self.batch = RedisBatch(aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
                     settings.REDIS_URL, max_connections=REDIS_CONNECTIONS_PER_PROCESS, timeout=30
                 )))
-            return self._loop
-
-    def run(self, work: Callable[[], Awaitable[T]], timeout: float) -> T:
-        """Run `work()` on the loop and wait for its result (at most `timeout` seconds)."""
-        future = asyncio.run_coroutine_threadsafe(_call(work), self._running_loop())
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise
-
-
-def _new_event_loop() -> asyncio.AbstractEventLoop:
-    # uvloop (installed with uvicorn[standard]) where available: every token of every stream of the
-    # process passes through this one loop, and with uvloop 100 streams in one process took a third
-    # less CPU than with asyncio's own loop (13.8 → 9.3 CPU-s for 20,000 tokens).
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - a plain asyncio loop works the same, a little slower
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
-async def _call(work: Callable[[], Awaitable[T]]) -> T:
-    return await work()
+                self._pid = os.getpid()
+        return PROCESS_LOOP.run(work, timeout)
 
 
 STREAMS = StreamLoop()
