@@ -44,3 +44,12 @@ def leaderboard_bootstrap_refresh() -> int:
     snapshot = leaderboard_snapshot()
     _publish(snapshot)
     return snapshot["total_votes"]
+
+
+@shared_task(name="arena.tasks.votes_count")
+def votes_count() -> int:
+    """Count votes still waiting (their refresh was lost, e.g. Redis restarted); refresh if any."""
+    counted = services.votes_count_pending()
+    if counted:
+        services.leaderboard_refresh_schedule()
+    return counted

@@ -242,6 +242,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "reply-sweep": {"task": "inference.tasks.replies_sweep", "schedule": ARENA_SWEEP_INTERVAL_SECONDS},
     "model-probe": {"task": "inference.tasks.models_probe", "schedule": ARENA_PROBE_INTERVAL_SECONDS},
+    # Votes are counted by the refresh their commit queues; this catches any whose refresh was lost.
+    "votes-count": {"task": "arena.tasks.votes_count", "schedule": 60.0},
 }
 
 LOGGING = {

@@ -103,6 +103,21 @@ def test_concurrent_counting_runs_count_every_vote_exactly_once(chat_models, ali
 
 
 @pytest.mark.django_db
+def test_the_periodic_count_catches_a_vote_whose_refresh_was_lost(chat_models, alice, monkeypatch):
+    from arena import tasks
+    from config.celery import app
+
+    scheduled = []
+    monkeypatch.setattr(services, "leaderboard_refresh_schedule", lambda: scheduled.append(1))
+    vote_uncounted(alice, "b")
+    scheduled.clear()  # the refresh this vote queued is the one that got lost
+    assert tasks.votes_count() == 1 and scheduled == [1]
+    assert tasks.votes_count() == 0 and scheduled == [1]
+    beat = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert "arena.tasks.votes_count" in beat and "arena.tasks.votes_count" in app.tasks
+
+
+@pytest.mark.django_db
 def test_flagged_votes_are_kept_but_not_counted(chat_models, alice):
     v, _ = vote(alice, "a", text_a="As an OpenAI model, I think so.")
     v.refresh_from_db()
