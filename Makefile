@@ -33,6 +33,7 @@ test: deps chromium
 bench: deps
 	$(PY) bench/leaderboard.py
 	$(PY) bench/stream.py
+	$(PY) bench/stream.py --steady --n 50,100,200
 	$(PY) bench/votes.py
 
 clean:

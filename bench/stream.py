@@ -737,6 +737,9 @@ def summarise(r: dict) -> dict:
         # CPU is measured over every round; with --steady only one of the three rounds is analysed.
         "cpu_per_1k": r["cpu"] / cpu_tokens * 1000, "cpu_web_per_1k": r["cpu_web"] / cpu_tokens * 1000,
         "cpu_bench_per_1k": r["cpu_bench"] / cpu_tokens * 1000, "busy": r["busy"], "outside": r["outside"],
+        # Average share of one core over the arena phase (sockets opening included): a Python process
+        # runs on about one core at most (the GIL), so a figure near 1 means that process is the limit.
+        "web_cores": r["cpu_web"] / r["cpu_wall"], "workers_cores": (r["cpu"] - r["cpu_web"]) / r["cpu_wall"],
         "frames": a["frames"], "tokens_per_frame": a["delivered"] / max(a["frames"], 1),
     }
     # TTFT, taken apart: prompt → request at the model server, and first token written → received.
@@ -782,7 +785,8 @@ def print_row(s: dict) -> None:
         f"{s['tokens_per_frame']:.2f} tokens/frame; CPU {s['cpu_per_1k']:.2f} s/1000 tokens (web "
         f"{s['cpu_web_per_1k']:.2f}, workers {s['cpu_per_1k'] - s['cpu_web_per_1k']:.2f}; the bench's dev servers and "
         f"clients {s['cpu_bench_per_1k']:.2f}); machine busy "
-        f"{s['busy']:.0%} (outside the bench's processes {s['outside']:.0%})",
+        f"{s['busy']:.0%} (outside the bench's processes {s['outside']:.0%}); cores used on average: web "
+        f"{s['web_cores']:.2f}, workers {s['workers_cores']:.2f}",
         flush=True,
     )
     for problem in s["problems"][:5]:
