@@ -15,15 +15,26 @@ def models_drawable() -> list[ChatModel]:
     return list(ChatModel.objects.filter(enabled=True, healthy=True, weight__gt=0))
 
 
+def _battle_uuid(battle_id) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(battle_id))
+    except ValueError:
+        raise NotFound("This battle doesn't exist or isn't yours.") from None
+
+
+def battle_check_for_client(*, battle_id, client: ClientIdentity) -> None:
+    """NotFound unless the battle exists and is this client's (one indexed lookup, no rows built)."""
+    battle_id = _battle_uuid(battle_id)
+    if not Battle.objects.filter(id=battle_id, client_id=client.client_id).exists():
+        raise NotFound("This battle doesn't exist or isn't yours.")
+
+
 def battle_get_for_client(*, battle_id, client: ClientIdentity, for_update: bool = False, with_vote: bool = False) -> Battle:
     """The client's battle (another client's looks missing). `with_vote` joins the vote in: with
     `for_update`, a vote committed while this waited for the lock is then not seen (the query's
     snapshot predates it), so only a caller that inserts a vote, which the one-to-one key
     refuses, should combine the two."""
-    try:
-        battle_id = uuid.UUID(str(battle_id))
-    except ValueError:
-        raise NotFound("This battle doesn't exist or isn't yours.") from None
+    battle_id = _battle_uuid(battle_id)
     qs = Battle.objects.select_related("model_a", "model_b")
     if with_vote:
         qs = qs.select_related("vote")

@@ -44,17 +44,19 @@ _rng = random.SystemRandom()
 
 
 def _rate_limit(bucket: str, keys: list[str], limit: int, window_seconds: int, message: str) -> None:
-    """Fixed-window counters in the cache, per session and per IP hash (new sessions don't reset)."""
-    for key in filter(None, keys):
-        cache_key = f"rl:{bucket}:{key}:{int(timezone.now().timestamp()) // window_seconds}"
-        cache.add(cache_key, 0, timeout=window_seconds + 5)
-        try:
-            hits = cache.incr(cache_key)
-        except ValueError:  # expired between add and incr: count this one
-            cache.set(cache_key, 1, timeout=window_seconds + 5)
-            hits = 1
-        if hits > limit:
-            raise RateLimited(message)
+    """Fixed-window counters in Redis, per session and per IP hash (new sessions don't reset).
+
+    All the counters of one check go out in one round trip (INCR, and EXPIRE NX the first time).
+    """
+    window = int(timezone.now().timestamp()) // window_seconds
+    names = [f"arena:rl:{bucket}:{key}:{window}" for key in keys if key]
+    pipe = live_redis().pipeline(transaction=False)
+    for name in names:
+        pipe.incr(name)
+        pipe.expire(name, window_seconds + 5, nx=True)
+    hits = pipe.execute()[0::2]
+    if any(count > limit for count in hits):
+        raise RateLimited(message)
 
 
 def _client_keys(client: ClientIdentity) -> list[str]:
