@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Prefetch
+from django.db.models import F
 
 from arena.clients import ClientIdentity
 from arena.errors import NotFound
@@ -86,29 +86,31 @@ def battle_state_for_client(*, battle_id, client: ClientIdentity, live_text=None
     `live_text(reply_id) -> str` supplies the text so far of a reply still streaming.
     """
     battle = battle_get_for_client(battle_id=battle_id, client=client, with_vote=True)
-    turns = list(
-        battle.turns.prefetch_related(Prefetch("replies", queryset=Reply.objects.order_by("attempt")))
-    )
     vote = battle.vote if battle_has_vote(battle) else None
-    state_turns = []
-    for turn in turns:
-        sides = {}
-        for reply in turn.replies.all():
-            if reply.attempt != turn.attempt:
-                continue
-            text = reply.text
-            if reply.status == Reply.Status.STREAMING and live_text is not None:
-                text = live_text(reply.id)
-            sides[reply.side] = {
-                "status": reply.status,
-                "text": text,
-                "offset": len(text),
-                "reason": reply.failure_reason,
-                "token_count": reply.token_count,
-                "ttft_ms": reply.ttft_ms,
-                "duration_ms": reply.duration_ms,
-            }
-        state_turns.append({"index": turn.index, "attempt": turn.attempt, "prompt": turn.prompt, "sides": sides})
+    # One query, plain tuples: every turn's current replies (a turn is created with its replies).
+    rows = (
+        Reply.objects.filter(turn__battle=battle, attempt=F("turn__attempt"))
+        .order_by("turn__index", "side")
+        .values_list(
+            "id", "turn__index", "turn__attempt", "turn__prompt", "side", "status", "text",
+            "failure_reason", "token_count", "ttft_ms", "duration_ms",
+        )
+    )
+    state_turns: list[dict] = []
+    for reply_id, index, attempt, prompt, side, status, text, reason, tokens, ttft_ms, duration_ms in rows:
+        if not state_turns or state_turns[-1]["index"] != index:
+            state_turns.append({"index": index, "attempt": attempt, "prompt": prompt, "sides": {}})
+        if status == Reply.Status.STREAMING and live_text is not None:
+            text = live_text(reply_id)
+        state_turns[-1]["sides"][side] = {
+            "status": status,
+            "text": text,
+            "offset": len(text),
+            "reason": reason,
+            "token_count": tokens,
+            "ttft_ms": ttft_ms,
+            "duration_ms": duration_ms,
+        }
     last_sides = state_turns[-1]["sides"] if state_turns else {}
     votable = (
         vote is None
