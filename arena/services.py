@@ -211,11 +211,16 @@ def reply_claim(*, reply_id: int) -> GenerationJob | None:
     messages: list[ChatMessage] = []
     if model.system_prompt:
         messages.append({"role": "system", "content": model.system_prompt})
-    earlier = Turn.objects.filter(battle=turn.battle, index__lt=turn.index).order_by("index")
-    for past in earlier:
-        answer = past.replies.filter(side=reply.side, attempt=past.attempt).first()
-        messages.append({"role": "user", "content": past.prompt})
-        messages.append({"role": "assistant", "content": answer.text if answer else ""})
+    # The conversation so far, this side's answers: two queries however many turns there were.
+    earlier = list(Turn.objects.filter(battle=turn.battle, index__lt=turn.index).order_by("index").values_list("index", "prompt"))
+    answers = dict(
+        Reply.objects.filter(
+            turn__battle=turn.battle, turn__index__lt=turn.index, side=reply.side, attempt=F("turn__attempt")
+        ).values_list("turn__index", "text")
+    ) if earlier else {}
+    for index, prompt in earlier:
+        messages.append({"role": "user", "content": prompt})
+        messages.append({"role": "assistant", "content": answers.get(index, "")})
     messages.append({"role": "user", "content": turn.prompt})
     request = GenerationRequest(
         endpoint_url=model.endpoint_url,
@@ -261,11 +266,11 @@ def reply_finish(
         )
         if updated != 1:
             return False
-        reply = Reply.objects.select_related("turn").get(id=reply_id)
-        ref = events.reply_ref(
-            battle_id=reply.turn.battle_id, turn_index=reply.turn.index, attempt=reply.attempt, side=reply.side
-        )
-        group = events.battle_group(reply.turn.battle_id)
+        battle_id, turn_index, attempt, side = Reply.objects.values_list(
+            "turn__battle_id", "turn__index", "attempt", "side"
+        ).get(id=reply_id)
+        ref = events.reply_ref(battle_id=battle_id, turn_index=turn_index, attempt=attempt, side=side)
+        group = events.battle_group(battle_id)
         if failure:
             event: dict = {**ref, "type": "reply.failed", "reason": failure, "text": text}
         else:

@@ -72,6 +72,21 @@ def test_a_second_turn_waits_for_the_first_and_sees_the_conversation(chat_models
     assert services.reply_claim(reply_id=reply_a.id) is None  # claimed once only
 
 
+def test_a_later_turn_sees_each_sides_current_answers_in_order(chat_models, alice):
+    from django.core.cache import cache
+
+    first = services.battle_start(client=alice, text="Q1")
+    finish_turn(first, text_a="A1 old", text_b="B1 old")
+    first = services.turn_regenerate(battle_id=first.battle_id, client=alice)  # a second attempt
+    finish_turn(first, text_a="A1", text_b="B1")
+    second = services.turn_submit(battle_id=first.battle_id, client=alice, text="Q2")
+    finish_turn(second, text_a="A2", text_b="B2")
+    cache.clear()  # the turn rate limit
+    third = services.turn_submit(battle_id=first.battle_id, client=alice, text="Q3")
+    job_b = services.reply_claim(reply_id=third.replies.get(side="b").id)
+    assert [m["content"] for m in job_b.request.messages] == ["Q1", "B1", "Q2", "B2", "Q3"]
+
+
 def test_only_the_owner_can_use_a_battle(chat_models, alice, mallory):
     turn = services.battle_start(client=alice, text="Mine")
     finish_turn(turn)
