@@ -44,19 +44,21 @@ _rng = random.SystemRandom()
 
 
 def _rate_limit(bucket: str, keys: list[str], limit: int, window_seconds: int, message: str) -> None:
-    """Fixed-window counters in Redis, per session and per IP hash (new sessions don't reset).
-
-    All the counters of one check go out in one round trip (INCR, and EXPIRE NX the first time).
-    """
+    """Fixed-window counters in Redis, per session and per IP hash (new sessions don't reset)."""
     window = int(timezone.now().timestamp()) // window_seconds
-    names = [f"arena:rl:{bucket}:{key}:{window}" for key in keys if key]
+    hits = _counters_incr([f"arena:rl:{bucket}:{key}:{window}" for key in keys if key], window_seconds + 5)
+    if any(count > limit for count in hits):
+        raise RateLimited(message)
+
+
+def _counters_incr(names: list[str], ttl_seconds: int) -> list[int]:
+    """Add one to each counter in Redis, in one round trip; a counter expires `ttl_seconds` after
+    its first count (INCR, then EXPIRE NX)."""
     pipe = live_redis().pipeline(transaction=False)
     for name in names:
         pipe.incr(name)
-        pipe.expire(name, window_seconds + 5, nx=True)
-    hits = pipe.execute()[0::2]
-    if any(count > limit for count in hits):
-        raise RateLimited(message)
+        pipe.expire(name, ttl_seconds, nx=True)
+    return pipe.execute()[0::2]
 
 
 def _client_keys(client: ClientIdentity) -> list[str]:
@@ -484,15 +486,14 @@ def leaderboard_rebuild() -> int:
 # --- model registry --------------------------------------------------------------------------
 
 
+def model_failures_key(model_id: int) -> str:
+    """The Redis counter of a model's failed generations in the current window."""
+    return f"arena:health:failures:{model_id}"
+
+
 def model_failure_record(*, model_id: int, error: str) -> bool:
     """Count a failed generation; enough of them in the window mark the model unhealthy."""
-    key = f"health:failures:{model_id}"
-    cache.add(key, 0, timeout=settings.ARENA_MODEL_FAILURE_WINDOW_SECONDS)
-    try:
-        failures = cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, timeout=settings.ARENA_MODEL_FAILURE_WINDOW_SECONDS)
-        failures = 1
+    failures = _counters_incr([model_failures_key(model_id)], settings.ARENA_MODEL_FAILURE_WINDOW_SECONDS)[0]
     if failures < settings.ARENA_MODEL_FAILURES_UNHEALTHY:
         return False
     ChatModel.objects.filter(id=model_id).update(
@@ -504,7 +505,7 @@ def model_failure_record(*, model_id: int, error: str) -> bool:
 
 def model_health_record(*, model_id: int, healthy: bool, error: str = "", info: dict | None = None) -> None:
     """Store a probe's verdict; a model failing generations stays unhealthy until the window ends."""
-    failures = cache.get(f"health:failures:{model_id}") or 0
+    failures = int(live_redis().get(model_failures_key(model_id)) or 0)
     if healthy and failures >= settings.ARENA_MODEL_FAILURES_UNHEALTHY:
         healthy, error = False, f"/health is fine but {failures} generations failed recently"
     fields = {"healthy": healthy, "last_error": error[:2000], "health_checked_at": timezone.now()}

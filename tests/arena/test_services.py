@@ -225,9 +225,9 @@ def test_repeated_generation_failures_mark_a_model_unhealthy_until_the_window_pa
     services.model_health_record(model_id=model.id, healthy=True)  # /health alone doesn't clear it
     model.refresh_from_db()
     assert model.healthy is False
-    from django.core.cache import cache
+    from arena.live import live_redis
 
-    cache.delete(f"health:failures:{model.id}")  # the window passed
+    live_redis().delete(services.model_failures_key(model.id))  # the window passed
     services.model_health_record(model_id=model.id, healthy=True, info={"model_id": "z"})
     model.refresh_from_db()
     assert model.healthy is True and model.server_info == {"model_id": "z"}

@@ -18,9 +18,10 @@ from types import SimpleNamespace
 import pytest
 import requests
 from channels.db import database_sync_to_async
-from django.core.cache import cache
 
+from arena.live import live_redis
 from arena.models import Battle, ChatModel, Reply, Vote
+from arena.services import model_failures_key
 from inference.devserver import DevServerConfig, serve_in_thread
 from inference.tasks import models_probe
 from tests.conftest import free_port
@@ -145,7 +146,7 @@ async def prompt_until_both_end(comm, faulty: ChatModel) -> tuple[list[dict], st
 
 
 def failures_counted(model: ChatModel) -> int:
-    return cache.get(f"health:failures:{model.id}") or 0
+    return int(live_redis().get(model_failures_key(model.id)) or 0)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
