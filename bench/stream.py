@@ -555,29 +555,20 @@ def analyse_direct(result: dict, emitted: dict) -> dict:
             "to_model": to_model, "first": first, **steady(timed, windows)}
 
 
-def reply_models(battle_ids: list[str]) -> dict[tuple[str, str], str]:
+def replies_read(battle_ids: list[str]) -> tuple[dict[tuple[str, str], str], list[float]]:
+    """For these battles, in one query: the model behind each (battle, side), and how long the
+    workers took over each reply (Reply.duration_ms: relay start to end, ms)."""
     import psycopg
 
     with psycopg.connect(DATABASE_URL) as conn:
         rows = conn.execute(
-            "SELECT t.battle_id::text, r.side, m.name FROM arena_reply r JOIN arena_turn t ON t.id = r.turn_id "
-            "JOIN arena_chatmodel m ON m.id = r.model_id WHERE t.battle_id::text = ANY(%s)",
+            "SELECT t.battle_id::text, r.side, m.name, r.duration_ms FROM arena_reply r "
+            "JOIN arena_turn t ON t.id = r.turn_id JOIN arena_chatmodel m ON m.id = r.model_id "
+            "WHERE t.battle_id::text = ANY(%s)",
             (battle_ids,),
         ).fetchall()
-    return {(b, side): name for b, side, name in rows}
-
-
-def reply_durations(battle_ids: list[str]) -> list[float]:
-    """How long the workers took over each reply (Reply.duration_ms: relay start to end), in ms."""
-    import psycopg
-
-    with psycopg.connect(DATABASE_URL) as conn:
-        rows = conn.execute(
-            "SELECT r.duration_ms FROM arena_reply r JOIN arena_turn t ON t.id = r.turn_id "
-            "WHERE t.battle_id::text = ANY(%s) AND r.duration_ms IS NOT NULL",
-            (battle_ids,),
-        ).fetchall()
-    return [float(d) for (d,) in rows]
+    models = {(b, side): name for b, side, name, _ in rows}
+    return models, [float(d) for *_, d in rows if d is not None]
 
 
 def analyse_arena(result: dict, emitted: dict, published: dict) -> dict:
@@ -590,8 +581,7 @@ def analyse_arena(result: dict, emitted: dict, published: dict) -> dict:
         ids += [f["state"]["battle"] for _, f in b["frames"] if f["type"] == "state" and f.get("state")]
         b["battle_id"] = ids[0] if ids else None
         battle_ids += ids[:1]
-    models = reply_models(battle_ids)
-    durations = reply_durations(battle_ids)
+    models, durations = replies_read(battle_ids)
     for b in result["battles"]:
         if b["error"]:
             problems.append(f"{b['tag']}: {b['error']}")
