@@ -77,10 +77,22 @@ def main() -> None:
         [PY, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", port,
          "--ws-max-size", "262144"],
     ]
-    procs = [subprocess.Popen(cmd, cwd=ROOT, start_new_session=True) for cmd in commands]
     print(f"\nArena is running on http://127.0.0.1:{port}  (admin: /admin/, Ctrl-C stops everything)\n", flush=True)
+    supervise(commands)
 
-    def stop(*_: object) -> None:
+
+def supervise(commands: list[list[str]], *, restarts_per_minute: int = 5, poll_seconds: float = 0.5) -> None:
+    """Run the commands until Ctrl-C; restart one that exits, as the compose restart policy does.
+
+    A Celery worker exits when its Redis connection drops (kombu cannot always close a broken
+    channel cleanly), so a Redis restart must not end the whole local stack. A command that keeps
+    exiting (more than `restarts_per_minute` times in a minute) is a real fault: then everything
+    stops and the exit status says which command failed.
+    """
+    procs = [subprocess.Popen(cmd, cwd=ROOT, start_new_session=True) for cmd in commands]
+    restarts: list[list[float]] = [[] for _ in commands]
+
+    def stop(*_: object, status: int = 0) -> None:
         for p in procs:
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGTERM)
@@ -90,16 +102,24 @@ def main() -> None:
                 p.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
-        sys.exit(0)
+        sys.exit(status)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     while True:
-        for p, cmd in zip(procs, commands):
-            if p.poll() is not None:
-                print(f"{' '.join(cmd[1:4])} exited with {p.returncode}; stopping the rest.", file=sys.stderr)
-                stop()
-        time.sleep(0.5)
+        for i, cmd in enumerate(commands):
+            if procs[i].poll() is None:
+                continue
+            name = " ".join(cmd[1:4])
+            now = time.monotonic()
+            restarts[i] = [t for t in restarts[i] if now - t < 60] + [now]
+            if len(restarts[i]) > restarts_per_minute:
+                print(f"{name} exited with {procs[i].returncode} {len(restarts[i])} times in a minute; stopping the rest.",
+                      file=sys.stderr, flush=True)
+                stop(status=1)
+            print(f"{name} exited with {procs[i].returncode}; starting it again.", file=sys.stderr, flush=True)
+            procs[i] = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
+        time.sleep(poll_seconds)
 
 
 if __name__ == "__main__":
