@@ -65,32 +65,32 @@ def main() -> None:
         for name, port, template in DEV_MODELS:
             manage("add_model", name, f"http://127.0.0.1:{port}", "--template", template, "--keep-existing")
     port = os.environ.get("PORT", "8000")
-    commands = []
+    commands: dict[str, list[str]] = {}
     if use_dev_models:
         for name, dev_port, _ in DEV_MODELS:
-            commands.append([PY, "-m", "inference.devserver", "--port", str(dev_port), "--model-id", name])
-    commands += [
-        [PY, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "64",
-         "--loglevel", "info", "--without-gossip", "--without-mingle"],
-        [PY, "-m", "celery", "-A", "config", "beat", "--loglevel", "warning",
-         "--schedule", str(ROOT / ".celerybeat-schedule")],
-        [PY, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", port,
-         "--ws-max-size", "262144"],
-    ]
+            commands[f"model server {name} (:{dev_port})"] = [
+                PY, "-m", "inference.devserver", "--port", str(dev_port), "--model-id", name]
+    commands["Celery worker"] = [PY, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "64",
+                                 "--loglevel", "info", "--without-gossip", "--without-mingle"]
+    commands["Celery beat"] = [PY, "-m", "celery", "-A", "config", "beat", "--loglevel", "warning",
+                               "--schedule", str(ROOT / ".celerybeat-schedule")]
+    commands[f"web server (:{port})"] = [PY, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+                                         "--port", port, "--ws-max-size", "262144"]
     print(f"\nArena is running on http://127.0.0.1:{port}  (admin: /admin/, Ctrl-C stops everything)\n", flush=True)
     supervise(commands)
 
 
-def supervise(commands: list[list[str]], *, restarts_per_minute: int = 5, poll_seconds: float = 0.5) -> None:
-    """Run the commands until Ctrl-C; restart one that exits, as the compose restart policy does.
+def supervise(commands: dict[str, list[str]], *, restarts_per_minute: int = 5, poll_seconds: float = 0.5) -> None:
+    """Run the named commands until Ctrl-C; restart one that exits, as the compose restart policy does.
 
     A Celery worker exits when its Redis connection drops (kombu cannot always close a broken
     channel cleanly), so a Redis restart must not end the whole local stack. A command that keeps
     exiting (more than `restarts_per_minute` times in a minute) is a real fault: then everything
     stops and the exit status says which command failed.
     """
-    procs = [subprocess.Popen(cmd, cwd=ROOT, start_new_session=True) for cmd in commands]
-    restarts: list[list[float]] = [[] for _ in commands]
+    names = list(commands)
+    procs = [subprocess.Popen(commands[name], cwd=ROOT, start_new_session=True) for name in names]
+    restarts: list[list[float]] = [[] for _ in names]
 
     def stop(*_: object, status: int = 0) -> None:
         for p in procs:
@@ -107,10 +107,9 @@ def supervise(commands: list[list[str]], *, restarts_per_minute: int = 5, poll_s
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     while True:
-        for i, cmd in enumerate(commands):
+        for i, name in enumerate(names):
             if procs[i].poll() is None:
                 continue
-            name = " ".join(cmd[1:4])
             now = time.monotonic()
             restarts[i] = [t for t in restarts[i] if now - t < 60] + [now]
             if len(restarts[i]) > restarts_per_minute:
@@ -118,7 +117,7 @@ def supervise(commands: list[list[str]], *, restarts_per_minute: int = 5, poll_s
                       file=sys.stderr, flush=True)
                 stop(status=1)
             print(f"{name} exited with {procs[i].returncode}; starting it again.", file=sys.stderr, flush=True)
-            procs[i] = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
+            procs[i] = subprocess.Popen(commands[name], cwd=ROOT, start_new_session=True)
         time.sleep(poll_seconds)
 
 

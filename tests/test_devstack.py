@@ -29,7 +29,7 @@ def test_it_names_the_database_and_how_to_start_it():
     assert "database is not reachable" in result.stderr and "pg_ctlcluster" in result.stderr
 
 
-def supervise(tmp_path: Path, commands: list[list[str]], *, after: float = 0) -> subprocess.CompletedProcess:
+def supervise(tmp_path: Path, commands: dict[str, list[str]], *, after: float = 0) -> subprocess.CompletedProcess:
     """Run devstack.supervise() on `commands` in a child process; SIGTERM it after `after` seconds if set."""
     code = (
         "import sys; sys.path.insert(0, 'scripts'); import devstack; "
@@ -50,17 +50,19 @@ def test_a_command_that_exits_is_started_again(tmp_path):
     # Exits the first time (like a worker losing Redis), keeps running the second.
     flaky = f"import os, sys, time; f = open({str(starts)!r}, 'a'); f.write('x'); f.close(); " \
             f"sys.exit(3) if os.path.getsize({str(starts)!r}) == 1 else time.sleep(60)"
-    result = supervise(tmp_path, [[sys.executable, "-c", flaky]], after=3)
+    result = supervise(tmp_path, {"flaky server": [sys.executable, "-c", flaky]}, after=3)
     assert starts.read_text() == "xx"
-    assert "exited with 3; starting it again." in result.stderr
+    assert "flaky server exited with 3; starting it again." in result.stderr
     assert result.returncode == 0, result.stderr  # stopped by SIGTERM, as Ctrl-C does
 
 
 def test_a_command_that_keeps_exiting_stops_everything(tmp_path):
     alive = tmp_path / "alive"
     steady = f"import time; open({str(alive)!r}, 'a').write('x'); time.sleep(60)"
-    result = supervise(tmp_path, [[sys.executable, "-c", "import sys; sys.exit(3)"], [sys.executable, "-c", steady]])
+    result = supervise(
+        tmp_path, {"broken": [sys.executable, "-c", "import sys; sys.exit(3)"], "steady": [sys.executable, "-c", steady]}
+    )
     assert result.returncode == 1
     assert result.stderr.count("starting it again") == 2
-    assert "exited with 3 3 times in a minute; stopping the rest." in result.stderr
+    assert "broken exited with 3 3 times in a minute; stopping the rest." in result.stderr
     assert alive.read_text() == "x"  # the healthy command was never restarted
