@@ -76,6 +76,9 @@ def test_the_no_models_banner_shows_when_no_pair_can_be_drawn(page, live_stack, 
     ChatModel.objects.update(healthy=False, last_error="/health answered HTTP 503")
     page.goto(live_stack.base_url + "/")
     expect(page.get_by_test_id("no-models")).to_be_visible()
-    send(page, "Anyone there?")
-    expect(page.get_by_test_id("status")).to_contain_text("Not enough models are available right now")
-    expect(page.get_by_test_id("no-models")).to_be_visible()
+    expect(page.get_by_test_id("no-models")).to_contain_text("No models are available right now")
+    # One notice, and no prompt to send into nothing (tests/browser/test_arena_ui.py: the refusal).
+    page.get_by_test_id("prompt").fill("Anyone there?")
+    expect(page.get_by_test_id("send")).to_be_disabled()
+    expect(page.get_by_test_id("status")).to_be_hidden()
+    expect(page.get_by_test_id("prompt")).to_have_value("Anyone there?")

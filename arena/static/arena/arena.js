@@ -1,16 +1,34 @@
 // The arena page: one websocket, two streaming columns, a vote, the reveal.
 // Protocol: see arena/consumers.py. Text offsets count Unicode code points (Python's len()).
+//
+// Drawing: each column keeps the elements it drew (one prompt and one reply per turn) and only
+// touches what changed: a delta re-renders that one reply, and only the blocks of it that differ,
+// so the reader can scroll up and select text while a reply streams. A column follows a
+// streaming reply only while it is scrolled to (near) its bottom.
 (function () {
   "use strict";
-  const $ = (sel) => document.querySelector(sel);
   const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
   const cpLen = (s) => Array.from(s).length;
   const cpSlice = (s, start) => Array.from(s).slice(start).join("");
+  const SIDES = ["a", "b"];
+  const OUTCOMES = ["a", "b", "tie", "bothbad"];
+  const VERDICTS = { a: "A is better", b: "B is better", tie: "a tie", bothbad: "both are bad" };
+  const NEAR_BOTTOM_PX = 32;
+  const MODELS_CHECK_MS = 15000;
 
   let socket = null;
   let retryDelay = 500;
   let battle = null;  // {battle, turns: [{index, attempt, prompt, sides: {a, b}}], votable, voted, reveal}
   let renderQueued = false;
+  // The prompt sent and not yet answered: its text stays in the box until the server accepts it.
+  let pendingPrompt = null;  // {text, battle, index, previous}
+  let pendingVote = null;  // the outcome sent and not yet answered
+  let voteRefused = null;  // the outcome the server just refused (focus goes back to its button)
+  const form = byTestId("composer");
+  let modelsReady = form.dataset.modelsReady !== "false";
+  let modelsCheck = null;
+  const drawn = { a: [], b: [] };  // per column: [{index, prompt, attempt, status, text, user, bot, md, note}]
+  const heard = {};  // per column: "turn:attempt:status" last seen, for announcing changes once
   const STORAGE_KEY = "arena.battle";
 
   function connect() {
@@ -25,6 +43,12 @@
     });
     socket.addEventListener("message", (e) => onFrame(JSON.parse(e.data)));
     socket.addEventListener("close", () => {
+      // Whatever was in flight is lost with the connection; the prompt is still in its box.
+      pendingPrompt = null;
+      if (pendingVote) {
+        pendingVote = null;
+        scheduleRender();
+      }
       showStatus("Connection lost; reconnecting…");
       updateControls();
       setTimeout(connect, retryDelay);
@@ -34,7 +58,7 @@
 
   function send(frame) {
     if (!socket || socket.readyState !== WebSocket.OPEN) {
-      showStatus("Not connected yet; try again in a moment.");
+      showComposerError("Not connected yet; try again in a moment.");
       return false;
     }
     socket.send(JSON.stringify(frame));
@@ -53,10 +77,27 @@
     return turn.sides[ev.side];
   }
 
+  // Is this snapshot the server's answer to the prompt we sent: the turn it added (a snapshot
+  // answering an earlier join has one turn fewer, or is of the previous battle)?
+  function acceptsPending(state) {
+    const p = pendingPrompt;
+    if (!p || !state || !state.turns.length) return false;
+    if (state.turns[state.turns.length - 1].index !== p.index) return false;
+    return p.battle ? state.battle === p.battle : state.battle !== p.previous;
+  }
+
   function onFrame(msg) {
     switch (msg.type) {
       case "state":
+        if (acceptsPending(msg.state)) {
+          const box = byTestId("prompt");
+          if (box.value.trim() === pendingPrompt.text) box.value = "";  // unless it was edited since
+          pendingPrompt = null;
+          showComposerError("");
+          if (!modelsReady) setModelsReady(true);  // a battle started: there were models after all
+        }
         battle = msg.state;
+        if (battle && battle.voted) pendingVote = null;
         if (battle) sessionStorage.setItem(STORAGE_KEY, battle.battle);
         else sessionStorage.removeItem(STORAGE_KEY);
         break;
@@ -82,7 +123,7 @@
       case "done": {
         const side = sideOf(msg);
         if (side) Object.assign(side, { status: "done", text: msg.text, offset: cpLen(msg.text), reason: "" });
-        if (battle) battle.votable = bothDone();
+        if (battle) battle.votable = !battle.voted && lastTurnAll("done");
         break;
       }
       case "failed": {
@@ -96,23 +137,51 @@
           battle.voted = true;
           battle.votable = false;
           battle.reveal = { outcome: msg.outcome, model_a: msg.model_a, model_b: msg.model_b };
+          pendingVote = null;
+          showComposerError("");
         }
         break;
       case "error":
-        showStatus(msg.message);
-        if (msg.code === "not_found" && msg.action === "join") {
-          sessionStorage.removeItem(STORAGE_KEY);
-          battle = null;
-        }
-        if (msg.code === "no_models") byTestId("no-models").hidden = false;
+        onError(msg);
         break;
     }
     scheduleRender();
   }
 
-  function bothDone() {
+  function onError(msg) {
+    switch (msg.action) {
+      case "prompt":
+        // Refused: the text was never taken out of the box, so nothing typed is lost.
+        pendingPrompt = null;
+        if (msg.code === "no_models") setModelsReady(false);
+        else showComposerError(msg.message);
+        break;
+      case "vote":
+        if (battle && battle.voted) break;  // the vote that was counted is shown; nothing to add
+        voteRefused = pendingVote;
+        pendingVote = null;
+        showComposerError(msg.message);
+        break;
+      case "join":
+        if (msg.code === "not_found") {
+          // A battle remembered from before that no longer exists here: start afresh, quietly.
+          sessionStorage.removeItem(STORAGE_KEY);
+          battle = null;
+        } else {
+          showStatus(msg.message);
+        }
+        break;
+      case "regenerate":
+        showComposerError(msg.message);
+        break;
+      default:
+        showStatus(msg.message);
+    }
+  }
+
+  function lastTurnAll(status) {
     const turn = currentTurn();
-    return !!turn && ["a", "b"].every((s) => turn.sides[s] && turn.sides[s].status === "done");
+    return !!turn && SIDES.every((s) => turn.sides[s] && turn.sides[s].status === status);
   }
 
   function scheduleRender() {
@@ -121,101 +190,274 @@
     requestAnimationFrame(() => { renderQueued = false; render(); });
   }
 
-  function render() {
-    for (const s of ["a", "b"]) {
-      const panel = byTestId(`reply-${s}`);
-      panel.replaceChildren();
-      for (const turn of battle ? battle.turns : []) {
-        const user = document.createElement("div");
-        user.className = "msg user";
-        user.textContent = turn.prompt;  // the user's own text, shown verbatim
-        panel.append(user);
-        const side = turn.sides[s] || { status: "queued", text: "" };
-        const bot = document.createElement("div");
-        bot.className = `msg bot ${side.status}`;
-        bot.innerHTML = window.renderMarkdown(side.text);  // sanitised; see markdown.js
-        if (side.status === "queued" || side.status === "streaming") {
-          const cursor = document.createElement("span");
-          cursor.className = "cursor";
-          cursor.textContent = side.status === "queued" ? "waiting for the model…" : "▍";
-          bot.append(cursor);
-        }
-        panel.append(bot);
-      }
-      panel.scrollTop = panel.scrollHeight;
-      const turn = currentTurn();
-      const side = turn && turn.sides[s];
-      const errorBox = byTestId(`error-${s}`);
-      errorBox.hidden = !(side && side.status === "failed");
-      errorBox.querySelector(".side-error-text").textContent = side && side.status === "failed" ? side.reason : "";
-      byTestId(`model-${s}`).textContent = battle && battle.reveal ? `— ${battle.reveal[`model_${s}`]}` : "";
+  // Replace `target`'s children by those of `html`, keeping the leading ones that are unchanged
+  // (the paragraphs a streaming reply already had: a selection in them survives).
+  const inert = document.implementation.createHTMLDocument("");  // parses without loading anything
+  function morph(target, html) {
+    const fresh = inert.createElement("div");
+    fresh.innerHTML = html;  // sanitised by renderMarkdown, parsed as in any <div>
+    const before = Array.from(target.childNodes);
+    const after = Array.from(fresh.childNodes);
+    let same = 0;
+    while (same < before.length && same < after.length && before[same].isEqualNode(after[same])) same++;
+    for (const node of before.slice(same)) node.remove();
+    target.append(...after.slice(same));
+  }
+
+  function drawTurn(panel, turn) {
+    const user = document.createElement("div");
+    user.className = "msg user";
+    user.textContent = turn.prompt;  // the user's own text, shown verbatim
+    const bot = document.createElement("div");
+    const md = document.createElement("div");
+    md.className = "md";
+    const note = document.createElement("span");
+    bot.append(md, note);
+    panel.append(user, bot);
+    return { index: turn.index, prompt: turn.prompt, attempt: null, status: null, text: null, user, bot, md, note };
+  }
+
+  function updateReply(d, turn, side) {
+    const text = side.text || "";
+    if (d.attempt !== turn.attempt) {
+      d.attempt = turn.attempt;
+      d.text = null;
+      d.status = null;
     }
+    if (d.text !== text) {
+      morph(d.md, text ? window.renderMarkdown(text) : "");  // sanitised; see markdown.js
+      d.text = text;
+    }
+    const waiting = side.status === "queued" || (side.status === "streaming" && !text);
+    const noteKind = waiting ? "waiting" : side.status === "streaming" ? "cursor" : "";
+    // A reply that failed before saying anything has no bubble: the failure is said below.
+    const empty = side.status === "failed" && !text;
+    const status = `${side.status}:${noteKind}:${empty}`;
+    if (d.status !== status) {
+      d.status = status;
+      d.bot.className = `msg bot ${side.status}`;
+      d.bot.hidden = empty;
+      d.note.className = noteKind;
+      d.note.textContent = waiting ? "waiting for the model…" : noteKind === "cursor" ? "▍" : "";
+      d.note.setAttribute("aria-hidden", noteKind === "cursor" ? "true" : "false");
+    }
+  }
+
+  function renderSide(s) {
+    const panel = byTestId(`reply-${s}`);
+    const turns = battle ? battle.turns : [];
+    const list = drawn[s];
+    const nearBottom = panel.scrollHeight - panel.scrollTop - panel.clientHeight <= NEAR_BOTTOM_PX;
+    let keep = 0;
+    while (keep < list.length && keep < turns.length && list[keep].index === turns[keep].index && list[keep].prompt === turns[keep].prompt) keep++;
+    for (const d of list.splice(keep)) { d.user.remove(); d.bot.remove(); }
+    const added = turns.length > keep;
+    for (const turn of turns.slice(keep)) list.push(drawTurn(panel, turn));
+    turns.forEach((turn, i) => updateReply(list[i], turn, turn.sides[s] || { status: "queued", text: "" }));
+    if (added || nearBottom) panel.scrollTop = panel.scrollHeight;
+
+    const turn = currentTurn();
+    const side = turn && turn.sides[s];
+    const failed = !!(side && side.status === "failed");
+    const errorBox = byTestId(`error-${s}`);
+    if (errorBox.hidden === failed) errorBox.hidden = !failed;
+    setText(errorBox.querySelector(".side-error-text"), failed ? side.reason : "");
+    setText(byTestId(`model-${s}`), battle && battle.reveal ? `— ${battle.reveal[`model_${s}`]}` : "");
+  }
+
+  function setText(el, text) {
+    if (el.textContent !== text) el.textContent = text;
+  }
+
+  // Say politely when a reply ends (never the streaming text itself).
+  function announceChanges() {
+    const turn = currentTurn();
+    const said = [];
+    for (const s of SIDES) {
+      const side = turn && turn.sides[s];
+      const key = side ? `${battle.battle}:${turn.index}:${turn.attempt}:${side.status}` : "";
+      const before = heard[s];
+      heard[s] = key;
+      if (!side || key === before || !before || !before.startsWith(`${battle.battle}:${turn.index}:${turn.attempt}:`)) continue;
+      if (side.status === "done") said.push(`Model ${s.toUpperCase()} has finished.`);
+      if (side.status === "failed") said.push(`Model ${s.toUpperCase()} failed: ${side.reason}`);
+    }
+    if (said.length && lastTurnAll("done") && !battle.voted) said.push("You can vote now.");
+    if (said.length) byTestId("announcer").textContent = said.join(" ");
+  }
+
+  function render() {
+    for (const s of SIDES) renderSide(s);
+    announceChanges();
     const result = byTestId("vote-result");
-    result.hidden = !(battle && battle.reveal);
     if (battle && battle.reveal) {
-      const verdict = { a: "A is better", b: "B is better", tie: "a tie", bothbad: "both are bad" }[battle.reveal.outcome];
-      result.textContent = `You voted: ${verdict}. Model A was ${battle.reveal.model_a}, model B was ${battle.reveal.model_b}. ` +
-        "Send a prompt to start a new round with two new models.";
+      const r = battle.reveal;
+      setText(result, `You voted: ${VERDICTS[r.outcome]}. Model A was ${r.model_a}, model B was ${r.model_b}. ` +
+        "Send a prompt to start a new round with two new models.");
+      result.hidden = false;
+    } else if (pendingVote) {
+      setText(result, "Saving your vote…");
+      result.hidden = false;
+    } else {
+      result.hidden = true;
     }
     updateControls();
+    if (voteRefused) {
+      const button = byTestId(`vote-${voteRefused}`);
+      voteRefused = null;
+      if (document.activeElement === result || document.activeElement === document.body) {
+        (button.disabled ? byTestId("prompt") : button).focus();
+      }
+    }
   }
 
   function updateControls() {
-    const open = socket && socket.readyState === WebSocket.OPEN;
+    const open = !!socket && socket.readyState === WebSocket.OPEN;
     const turn = currentTurn();
-    const finished = !turn || ["a", "b"].every((s) => turn.sides[s] && ["done", "failed"].includes(turn.sides[s].status));
     const voted = !!(battle && battle.voted);
-    for (const o of ["a", "b", "tie", "bothbad"]) byTestId(`vote-${o}`).disabled = !(open && battle && battle.votable && !voted);
-    byTestId("regenerate").disabled = !(open && turn && finished && !voted);
-    byTestId("send").disabled = !(open && finished);
-    for (const s of ["a", "b"]) byTestId(`retry-${s}`).disabled = !(open && finished && !voted);
+    const status = (s) => (turn && turn.sides[s] ? turn.sides[s].status : "queued");
+    // The server's rules (services.turn_submit / turn_regenerate / vote_cast): a follow-up and a
+    // vote need both replies of the last turn done; a regenerate needs both ended (done or failed).
+    const allDone = !!turn && SIDES.every((s) => status(s) === "done");
+    const ended = !!turn && SIDES.every((s) => ["done", "failed"].includes(status(s)));
+    const failed = turn ? SIDES.filter((s) => status(s) === "failed") : [];
+    const newBattle = !battle || voted;
+
+    let canSend, hint = "";
+    if (newBattle) {
+      canSend = modelsReady;  // the no-models notice says why not
+    } else if (allDone) {
+      canSend = true;
+    } else if (ended) {
+      canSend = false;
+      hint = failed.length === 2
+        ? "Both replies failed. Press Regenerate (or start a new round) before sending another prompt."
+        : `Model ${failed[0].toUpperCase()}'s reply failed. Retry it (or start a new round) before sending another prompt.`;
+    } else {
+      canSend = false;
+      hint = "Both models are still answering; you can send your next prompt when they have finished.";
+    }
+    const sendButton = byTestId("send");
+    sendButton.disabled = !(open && canSend && !pendingPrompt);
+    const hintBox = byTestId("send-hint");
+    setText(hintBox, hint);
+    hintBox.hidden = !hint;
+
+    const reveal = battle && battle.reveal;
+    for (const o of OUTCOMES) {
+      const button = byTestId(`vote-${o}`);
+      button.disabled = !(open && allDone && !voted && !pendingVote);
+      const pressed = reveal ? reveal.outcome === o : pendingVote === o;
+      button.setAttribute("aria-pressed", pressed ? "true" : "false");
+    }
+    byTestId("regenerate").disabled = !(open && ended && !voted && !pendingPrompt);
+    for (const s of SIDES) byTestId(`retry-${s}`).disabled = !(open && ended && !voted && !pendingPrompt);
+  }
+
+  function canSendNow() {
+    return !byTestId("send").disabled;
   }
 
   function showStatus(text) {
     const box = byTestId("status");
-    box.textContent = text;
+    setText(box, text);
     box.hidden = !text;
   }
 
-  byTestId("composer").addEventListener("submit", (e) => {
+  // Errors answering what the user just did appear by the prompt box, where they are looking.
+  function showComposerError(text) {
+    const box = byTestId("composer-error");
+    setText(box, text);
+    box.hidden = !text;
+    if (text) box.scrollIntoView({ block: "nearest" });
+  }
+
+  function setModelsReady(ready, { reveal = true } = {}) {
+    modelsReady = ready;
+    const notice = byTestId("no-models");
+    notice.hidden = ready;
+    if (!ready) {
+      showComposerError("");
+      if (reveal) notice.scrollIntoView({ block: "nearest" });
+      if (!modelsCheck) modelsCheck = setInterval(checkModels, MODELS_CHECK_MS);
+    } else if (modelsCheck) {
+      clearInterval(modelsCheck);
+      modelsCheck = null;
+    }
+    updateControls();
+  }
+
+  // While no models are available, look again now and then (the page says whether there are).
+  async function checkModels() {
+    try {
+      const answer = await fetch(location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (!answer.ok) return;
+      const page = new DOMParser().parseFromString(await answer.text(), "text/html");
+      const fresh = page.querySelector('[data-testid="composer"]');
+      if (fresh && fresh.dataset.modelsReady === "true") setModelsReady(true);
+    } catch (_) {
+      // Offline for a moment: try again at the next check.
+    }
+  }
+
+  form.addEventListener("submit", (e) => {
     e.preventDefault();
     const box = byTestId("prompt");
     const text = box.value.trim();
-    if (!text) return;
+    if (!text || pendingPrompt || !canSendNow()) return;
     const battleId = battle && !battle.voted ? battle.battle : null;
+    const last = currentTurn();
+    const pending = {
+      text: text,
+      battle: battleId,
+      index: battleId && last ? last.index + 1 : 0,
+      previous: battle ? battle.battle : null,
+    };
     if (send({ action: "prompt", battle: battleId, text: text })) {
-      box.value = "";
-      showStatus("");
+      pendingPrompt = pending;  // the box is emptied when the server has accepted it
+      showComposerError("");
+      updateControls();
     }
   });
   byTestId("prompt").addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && !e.shiftKey) {
-      e.preventDefault();
-      byTestId("composer").requestSubmit();
-    }
+    if (e.key !== "Enter" || e.shiftKey || e.isComposing || e.keyCode === 229) return;  // 229: an IME is composing
+    e.preventDefault();
+    form.requestSubmit();
   });
-  for (const o of ["a", "b", "tie", "bothbad"]) {
+  for (const o of OUTCOMES) {
     byTestId(`vote-${o}`).addEventListener("click", () => {
-      if (battle) send({ action: "vote", battle: battle.battle, outcome: o });
+      if (!battle || pendingVote || battle.voted) return;
+      if (send({ action: "vote", battle: battle.battle, outcome: o })) {
+        pendingVote = o;  // every vote button is off until the server answers
+        showComposerError("");
+        const result = byTestId("vote-result");
+        setText(result, "Saving your vote…");
+        result.hidden = false;
+        result.focus();  // before the pressed button is disabled, so focus never falls to the page
+        updateControls();
+      }
     });
   }
   byTestId("regenerate").addEventListener("click", () => {
     if (battle) send({ action: "regenerate", battle: battle.battle, side: null });
   });
-  for (const s of ["a", "b"]) {
+  for (const s of SIDES) {
     byTestId(`retry-${s}`).addEventListener("click", () => {
       if (battle) send({ action: "regenerate", battle: battle.battle, side: s });
     });
   }
   byTestId("new-round").addEventListener("click", () => {
     battle = null;
+    pendingVote = null;
     sessionStorage.removeItem(STORAGE_KEY);
     send({ action: "new_round" });
     showStatus("");
+    showComposerError("");
     render();
     byTestId("prompt").focus();
   });
 
+  if (!modelsReady) setModelsReady(false, { reveal: false });
   render();
   connect();
 })();

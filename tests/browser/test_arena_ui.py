@@ -1,0 +1,318 @@
+"""The arena page's behaviour in a real Chromium against the real stack: layout with long model
+output, what happens to a prompt the server refuses, controls after a failed side, streaming that
+leaves the reader alone, and the smaller things (focus, labels, mobile layout, favicon)."""
+
+from types import SimpleNamespace
+
+import pytest
+import redis
+from django.conf import settings
+from playwright.sync_api import expect
+
+from arena.models import Battle, ChatModel, Vote
+from inference.devserver import DevServerConfig, serve_in_thread
+from tests.conftest import slow_models_serving
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
+
+MOBILE = {"width": 390, "height": 844}
+
+
+def send(page, text: str) -> None:
+    page.get_by_test_id("prompt").fill(text)
+    page.get_by_test_id("send").click()
+
+
+def wait_both_ended(page, status: str = "done", timeout: int = 20_000) -> None:
+    for side in ("a", "b"):
+        expect(page.get_by_test_id(f"reply-{side}").locator(f".msg.bot.{status}")).to_have_count(1, timeout=timeout)
+
+
+def page_width(page) -> dict:
+    return page.evaluate("() => ({scroll: document.documentElement.scrollWidth, view: document.documentElement.clientWidth})")
+
+
+@pytest.fixture(scope="module")
+def odd_servers():
+    """A model server whose every reply fails after two tokens, and one slow to its first token."""
+    faulty = DevServerConfig(model_id="faulty-model", time_to_first_token=0.05, tokens_per_second=150,
+                             fault="error-mid-stream", fault_after_tokens=2)
+    slow_start = DevServerConfig(model_id="slow-start", time_to_first_token=2.5, tokens_per_second=150)
+    with serve_in_thread(faulty) as faulty_url, serve_in_thread(slow_start) as slow_start_url:
+        yield SimpleNamespace(faulty=faulty_url, slow_start=slow_start_url)
+
+
+# --- HIGH: long lines ---------------------------------------------------------------------------
+
+
+def test_a_long_line_scrolls_inside_its_code_block_and_the_page_keeps_its_width(page, live_stack, chat_models):
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(live_stack.base_url + "/")
+    long_code = "x" * 300
+    long_word = "y" * 300
+    send(page, f"[[devserver:echo]]\n\n```\n{long_code}\n```\n\nA word: {long_word} and more.")
+    wait_both_ended(page)
+    for side in ("a", "b"):
+        assert long_code in page.get_by_test_id(f"reply-{side}").locator("pre").inner_text()
+
+    for viewport in ({"width": 1280, "height": 800}, MOBILE):
+        page.set_viewport_size(viewport)
+        width = page_width(page)
+        assert width["scroll"] <= width["view"], f"the page is wider than the window at {viewport}: {width}"
+        for side in ("a", "b"):
+            box = page.get_by_test_id(f"reply-{side}").bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], (viewport, side, box)
+            pre = page.get_by_test_id(f"reply-{side}").locator("pre")
+            # The code block scrolls on its own; the long word wraps within the column.
+            assert pre.evaluate("(el) => el.scrollWidth > el.clientWidth"), "the long line should scroll inside its block"
+            assert pre.evaluate("(el) => getComputedStyle(el).overflowX") == "auto"
+            paragraph = page.get_by_test_id(f"reply-{side}").locator("p", has_text="A word:")
+            assert paragraph.evaluate("(el) => el.scrollWidth <= el.clientWidth"), "the long word should wrap"
+
+
+# --- HIGH: a refused prompt stays in the box ---------------------------------------------------
+
+
+def test_a_prompt_the_server_refuses_stays_in_the_box(chromium, live_stack, chat_models):
+    context = chromium.new_context(viewport=MOBILE)
+    page = context.new_page()
+    page.clock.install()  # time runs as usual; fast-forwarded below
+    page.goto(live_stack.base_url + "/")
+    box = page.get_by_test_id("prompt")
+    expect(page.get_by_test_id("send")).to_be_enabled()
+
+    # Accepted: the box empties once the battle has started.
+    send(page, "A first question")
+    expect(page.get_by_test_id("reply-a").locator(".msg.user")).to_have_text("A first question")
+    expect(box).to_have_value("")
+    wait_both_ended(page)
+    page.get_by_test_id("new-round").click()
+
+    # Refused by the rate limit: the text stays, the reason shows by the prompt box, in view.
+    limits = redis.Redis.from_url(settings.REDIS_URL)
+    for key in limits.scan_iter("arena:rl:battle:*"):
+        prefix, window = key.decode().rsplit(":", 1)
+        for w in (int(window), int(window) + 1):  # the next minute too, should the window turn now
+            limits.set(f"{prefix}:{w}", 1000, ex=120)
+    typed = "A careful question I took a while to type"
+    send(page, typed)
+    error = page.get_by_test_id("composer-error")
+    expect(box).to_have_value(typed)
+    expect(error).to_contain_text("too quickly")  # the server has answered...
+    expect(error).to_be_in_viewport()
+    expect(box).to_have_value(typed)  # ...and the text is still there
+    expect(page.get_by_test_id("send")).to_be_enabled()  # nothing stops a later try
+    for key in limits.scan_iter("arena:rl:battle:*"):
+        limits.delete(key)
+
+    # Refused because no models are left: one notice, no false claim, Send off; the text stays.
+    ChatModel.objects.update(healthy=False, last_error="/health answered HTTP 503")
+    page.get_by_test_id("send").click()
+    notice = page.get_by_test_id("no-models")
+    expect(notice).to_be_visible()
+    expect(notice).to_be_in_viewport()
+    expect(box).to_have_value(typed)
+    expect(page.get_by_test_id("send")).to_be_disabled()
+    expect(page.get_by_test_id("status")).to_be_hidden()
+    expect(error).to_be_hidden()
+    assert "notified" not in notice.inner_text()
+    assert Battle.objects.count() == 1
+
+    # Models back: the page notices by itself, and the same text can be sent.
+    ChatModel.objects.update(healthy=True, last_error="")
+    page.clock.fast_forward("00:20")
+    expect(notice).to_be_hidden()
+    expect(page.get_by_test_id("send")).to_be_enabled()
+    page.get_by_test_id("send").click()
+    expect(page.get_by_test_id("reply-a").locator(".msg.user")).to_have_text(typed)
+    expect(box).to_have_value("")
+    wait_both_ended(page)
+    context.close()
+
+
+# --- MEDIUM: Send after a failed side -----------------------------------------------------------
+
+
+def test_send_is_off_while_a_side_has_failed_and_says_to_retry_it(page, live_stack, devserver_urls, odd_servers):
+    ChatModel.objects.create(name="zephyr-7b-beta", endpoint_url=devserver_urls[0], template="zephyr", timeout_seconds=20)
+    ChatModel.objects.create(name="faulty-model", endpoint_url=odd_servers.faulty, template="chatml", timeout_seconds=20)
+    page.goto(live_stack.base_url + "/")
+    send(page, "Tell me about the history of tea")
+    failed = page.locator('[data-testid^="error-"]:visible')
+    expect(failed).to_have_count(1, timeout=20_000)
+    bad = failed.get_attribute("data-testid").removeprefix("error-")
+    good = "b" if bad == "a" else "a"
+    expect(page.get_by_test_id(f"reply-{good}").locator(".msg.bot.done")).to_have_count(1, timeout=20_000)
+    expect(failed).to_contain_text("out of memory")
+
+    # The server refuses a follow-up now ("Wait until both replies have finished"): so does the page.
+    expect(page.get_by_test_id("send")).to_be_disabled()
+    hint = page.get_by_test_id("send-hint")
+    expect(hint).to_be_visible()
+    expect(hint).to_contain_text(f"Model {bad.upper()}")
+    expect(hint).to_contain_text("Retry")
+    # Enter in the prompt box doesn't get around it.
+    box = page.get_by_test_id("prompt")
+    box.fill("A follow-up")
+    box.press("Enter")
+    expect(box).to_have_value("A follow-up")
+    expect(page.get_by_test_id("composer-error")).to_be_hidden()
+    # No vote until both are done; a retry or a regenerate is what the server accepts.
+    for outcome in ("a", "b", "tie", "bothbad"):
+        expect(page.get_by_test_id(f"vote-{outcome}")).to_be_disabled()
+    expect(page.get_by_test_id(f"retry-{bad}")).to_be_enabled()
+    expect(page.get_by_test_id("regenerate")).to_be_enabled()
+
+
+def test_a_side_that_fails_before_any_text_shows_the_failure_without_an_empty_bubble(page, live_stack, chat_models):
+    page.goto(live_stack.base_url + "/")
+    send(page, "[[devserver:error-mid-stream:0]] Hello")
+    for side in ("a", "b"):
+        expect(page.get_by_test_id(f"error-{side}")).to_be_visible(timeout=20_000)
+        expect(page.get_by_test_id(f"error-{side}")).to_contain_text("out of memory")
+        expect(page.get_by_test_id(f"reply-{side}").locator(".msg.bot:visible")).to_have_count(0)
+    expect(page.get_by_test_id("send")).to_be_disabled()
+    expect(page.get_by_test_id("send-hint")).to_contain_text("Both replies failed")
+    expect(page.get_by_test_id("regenerate")).to_be_enabled()
+
+
+def test_the_waiting_text_shows_until_the_first_token(page, live_stack, devserver_urls, odd_servers):
+    ChatModel.objects.create(name="zephyr-7b-beta", endpoint_url=devserver_urls[0], template="zephyr", timeout_seconds=20)
+    ChatModel.objects.create(name="slow-start", endpoint_url=odd_servers.slow_start, template="chatml", timeout_seconds=20)
+    page.goto(live_stack.base_url + "/")
+    send(page, "Tell me about the history of tea")
+    # The slow side has started (the worker reached its server) but has no token yet.
+    expect(page.locator(".msg.bot.streaming").filter(has_text="waiting for the model")).to_have_count(1, timeout=5_000)
+    wait_both_ended(page)
+    expect(page.locator(".msg.bot", has_text="waiting for the model")).to_have_count(0)
+
+
+# --- MEDIUM: streaming leaves the reader alone --------------------------------------------------
+
+
+def test_a_streaming_reply_leaves_the_readers_scroll_and_selection_alone(page, live_stack):
+    lines = [f"Line {i} of a long answer that keeps on coming." for i in range(1, 61)]
+    prompt = "[[devserver:echo]]\n\n" + "\n\n".join(lines)
+    with slow_models_serving(tokens_per_second=60, max_new_tokens=400):
+        page.set_viewport_size({"width": 1280, "height": 720})
+        page.goto(live_stack.base_url + "/")
+        send(page, prompt)
+        panel_a = page.get_by_test_id("reply-a")
+        panel_b = page.get_by_test_id("reply-b")
+        expect(panel_a.locator(".msg.bot.streaming")).to_contain_text("Line 3 ", timeout=20_000)
+        expect(panel_b.locator(".msg.bot.streaming")).to_contain_text("Line 2 ", timeout=20_000)
+
+        # The reader scrolls column A up to the prompt and selects the start of B's reply.
+        panel_a.evaluate("(el) => { el.scrollTop = 0; el.querySelector('.msg.user').dataset.seen = 'yes'; }")
+        assert panel_a.evaluate("(el) => el.scrollHeight > el.clientHeight + 200"), "the column should overflow"
+        selected = page.evaluate("""() => {
+            const p = document.querySelector('[data-testid="reply-b"] .msg.bot p');
+            const range = document.createRange();
+            range.setStart(p.firstChild, 0);
+            range.setEnd(p.firstChild, 6);
+            getSelection().removeAllRanges();
+            getSelection().addRange(range);
+            return getSelection().toString();
+        }""")
+        assert selected == "Line 1"
+
+        # More of both replies arrives...
+        expect(panel_a.locator(".msg.bot")).to_contain_text("Line 12 ", timeout=20_000)
+        expect(panel_b.locator(".msg.bot")).to_contain_text("Line 12 ", timeout=20_000)
+        # ...without moving the reader or undoing the selection or rebuilding the prompt.
+        assert panel_a.evaluate("(el) => el.scrollTop") <= 1
+        assert page.evaluate("() => getSelection().toString()") == "Line 1"
+        assert panel_a.evaluate("(el) => el.querySelector('.msg.user').dataset.seen") == "yes"
+        # Screen readers aren't read every token: the streaming text is in no live region.
+        assert page.evaluate("""() => [...document.querySelectorAll('[aria-live]')]
+            .filter((el) => el.closest('.sides') || el.querySelector('.msg')).length""") == 0
+
+        # A reader at the bottom keeps following the reply.
+        panel_a.evaluate("(el) => { el.scrollTop = el.scrollHeight; }")
+        expect(panel_a.locator(".msg.bot")).to_contain_text("Line 20 ", timeout=20_000)
+        page.wait_for_function(
+            """() => { const el = document.querySelector('[data-testid="reply-a"]');
+                       return el.scrollHeight - el.scrollTop - el.clientHeight <= 40; }""",
+            timeout=2_000,
+        )
+        wait_both_ended(page, timeout=30_000)
+        expect(page.get_by_test_id("announcer")).to_contain_text("has finished")
+
+
+# --- LOW: voting, accessibility, mobile, favicon ------------------------------------------------
+
+
+def test_voting_by_keyboard_marks_the_choice_and_keeps_focus(page, live_stack, chat_models):
+    page.goto(live_stack.base_url + "/")
+    send(page, "Which is better, tea or coffee?")
+    expect(page.get_by_test_id("vote-a")).to_be_enabled(timeout=20_000)
+    page.get_by_test_id("vote-a").focus()
+    page.keyboard.press("Enter")
+    # A second vote button pressed at once does nothing: every vote button is off already.
+    page.evaluate("() => document.querySelector('[data-testid=\"vote-b\"]').click()")
+    result = page.get_by_test_id("vote-result")
+    expect(result).to_contain_text("You voted: A is better", timeout=10_000)
+    expect(result).to_be_focused()
+    expect(page.get_by_test_id("vote-a")).to_have_attribute("aria-pressed", "true")
+    for outcome in ("b", "tie", "bothbad"):
+        expect(page.get_by_test_id(f"vote-{outcome}")).to_have_attribute("aria-pressed", "false")
+    expect(page.get_by_test_id("composer-error")).to_be_hidden()
+    expect(page.get_by_test_id("status")).to_be_hidden()
+    assert Vote.objects.get().outcome == "a"
+
+
+def test_the_prompt_box_is_labelled_and_enter_while_composing_does_not_send(page, live_stack, chat_models):
+    page.goto(live_stack.base_url + "/")
+    expect(page.locator("h1")).to_have_count(1)
+    box = page.get_by_label("Your prompt")
+    expect(box).to_have_attribute("data-testid", "prompt")
+    expect(page.get_by_test_id("send")).to_be_enabled()
+    box.fill("日本語")
+    sent = page.evaluate("""() => {
+        const box = document.querySelector('[data-testid="prompt"]');
+        box.dispatchEvent(new KeyboardEvent("keydown", {key: "Enter", isComposing: true, bubbles: true, cancelable: true}));
+        return {value: box.value, sendDisabled: document.querySelector('[data-testid="send"]').disabled};
+    }""")
+    assert sent == {"value": "日本語", "sendDisabled": False}
+    # Control borders stand out from the page (WCAG 1.4.11: at least 3:1).
+    ratios = page.evaluate("""() => {
+        const lum = (css) => {
+            const [r, g, b] = css.match(/\\d+/g).slice(0, 3).map((v) => {
+                v = v / 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+            return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+        };
+        const ratio = (x, y) => { const [a, b] = [lum(x), lum(y)].sort((p, q) => q - p); return (a + 0.05) / (b + 0.05); };
+        const page = getComputedStyle(document.body).backgroundColor;
+        return ['prompt', 'new-round'].map((id) =>
+            ratio(getComputedStyle(document.querySelector(`[data-testid="${id}"]`)).borderTopColor, page));
+    }""")
+    assert min(ratios) >= 3, ratios
+
+
+def test_on_a_phone_the_prompt_box_is_in_view_and_the_leaderboard_fits(chromium, live_stack, chat_models):
+    context = chromium.new_context(viewport=MOBILE)
+    page = context.new_page()
+    page.goto(live_stack.base_url + "/")
+    expect(page.get_by_test_id("prompt")).to_be_in_viewport()
+    expect(page.get_by_test_id("send")).to_be_in_viewport()
+    assert page.get_by_test_id("send").bounding_box()["y"] + 40 <= MOBILE["height"]
+    page.goto(live_stack.base_url + "/leaderboard/")
+    width = page_width(page)
+    assert width["scroll"] <= width["view"], width
+    context.close()
+
+
+def test_pages_load_without_console_errors_and_have_an_icon(page, live_stack, chat_models):
+    errors, failed = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    for path in ("/", "/leaderboard/"):
+        page.goto(live_stack.base_url + path)
+        page.wait_for_load_state("load")
+        if path == "/":
+            expect(page.get_by_test_id("send")).to_be_enabled()  # its socket is open
+        icon = page.locator('link[rel="icon"]').get_attribute("href")
+        answer = page.request.get(live_stack.base_url + icon)
+        assert answer.status == 200 and "svg" in answer.headers["content-type"], (icon, answer.status)
+    expect(page.get_by_test_id("leaderboard-empty")).to_be_visible()
+    assert errors == [] and failed == [], (errors, failed)
