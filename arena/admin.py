@@ -6,6 +6,9 @@ from arena import services
 from arena.models import Battle, ChatModel, Reply, Turn, Vote
 from inference.backends import servers_probe
 
+# Messages name models inside quotes, never first: the admin shows every message with its first
+# letter capitalised, and model names are case-sensitive identifiers ("mistral-7b-instruct").
+
 
 @admin.register(ChatModel)
 class ChatModelAdmin(admin.ModelAdmin):
@@ -13,12 +16,29 @@ class ChatModelAdmin(admin.ModelAdmin):
     list_filter = ("enabled", "healthy", "template")
     list_editable = ("weight", "enabled")
     search_fields = ("name", "endpoint_url")
-    readonly_fields = ("healthy", "health_checked_at", "last_error", "server_info", "created_at")
+    # Health comes from the probes, the online Elo from counting votes.
+    readonly_fields = ("healthy", "health_checked_at", "last_error", "server_info", "elo_online", "created_at")
     actions = ["probe"]
 
     @admin.display(description="Last error")
     def last_error_short(self, obj: ChatModel) -> str:
         return obj.last_error[:80]
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        # Adding: the read-only fields would only show defaults (e.g. healthy before any probe).
+        return fields if obj is not None else [f for f in fields if f not in self.readonly_fields]
+
+    def save_model(self, request, obj: ChatModel, form, change: bool) -> None:
+        server_changed = not change or "endpoint_url" in form.changed_data
+        super().save_model(request, obj, form, change)
+        if server_changed and obj.endpoint_url:
+            services.model_server_changed(model_id=obj.id)
+            self.message_user(
+                request,
+                f"“{obj.name}” joins battles once its server ({obj.endpoint_url}) answers; it is being probed now.",
+                messages.INFO,
+            )
 
     @admin.action(description="Probe the selected models (/health and /info)")
     def probe(self, request, queryset) -> None:
@@ -26,13 +46,14 @@ class ChatModelAdmin(admin.ModelAdmin):
         results = asyncio.run(servers_probe([m.endpoint_url for m in models]))
         for model, result in zip(models, results, strict=True):
             services.model_health_record(
-                model_id=model.id, healthy=result["healthy"], error=result["error"], info=result["info"]
+                model_id=model.id, healthy=result["healthy"], error=result["error"], info=result["info"],
+                endpoint_url=model.endpoint_url,
             )
             info = result["info"]
             if result["healthy"]:
                 self.message_user(
                     request,
-                    f"{model.name}: healthy — model {info.get('model_id', '?')}, "
+                    f"“{model.name}” is healthy — model {info.get('model_id', '?')}, "
                     f"max input tokens {info.get('max_input_tokens', '?')}, "
                     f"max total tokens {info.get('max_total_tokens', '?')}, "
                     f"max concurrent requests {info.get('max_concurrent_requests', '?')}, "
@@ -40,34 +61,70 @@ class ChatModelAdmin(admin.ModelAdmin):
                     messages.SUCCESS,
                 )
             else:
-                self.message_user(request, f"{model.name}: unhealthy — {result['error']}", messages.ERROR)
+                self.message_user(request, f"“{model.name}” is unhealthy — {result['error']}", messages.ERROR)
 
 
+class ArenaRecordAdmin(admin.ModelAdmin):
+    """Battles, turns and votes are written by the arena only: the admin shows them (and may delete
+    them), but never adds or edits one."""
 
-class ReplyInline(admin.TabularInline):
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReplyInline(admin.StackedInline):
     model = Reply
     extra = 0
     can_delete = False
-    fields = ("side", "attempt", "model", "status", "failure_reason", "token_count", "ttft_ms", "duration_ms", "names_identity")
-    readonly_fields = fields
+    fields = (
+        ("side", "attempt", "model", "status"),
+        ("token_count", "ttft_ms", "duration_ms", "finish_reason", "names_identity"),
+        "failure_reason",
+        "text",
+    )
+    readonly_fields = ("side", "attempt", "model", "status", "token_count", "ttft_ms", "duration_ms",
+                       "finish_reason", "names_identity", "failure_reason", "text")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Turn)
-class TurnAdmin(admin.ModelAdmin):
+class TurnAdmin(ArenaRecordAdmin):
     list_display = ("battle", "index", "attempt", "created_at")
     inlines = [ReplyInline]
     readonly_fields = ("battle", "index", "prompt", "attempt", "created_at")
 
 
 @admin.register(Battle)
-class BattleAdmin(admin.ModelAdmin):
+class BattleAdmin(ArenaRecordAdmin):
     list_display = ("id", "model_a", "model_b", "created_at")
     list_filter = ("model_a", "model_b")
-    readonly_fields = ("id", "model_a", "model_b", "client_id", "ip_hash", "anonymous", "created_at")
+    # source_id and judge are set by import_battles (the record's question_id and judge).
+    readonly_fields = ("id", "model_a", "model_b", "client_id", "ip_hash", "anonymous", "source_id", "judge", "created_at")
+
+    def delete_model(self, request, obj: Battle) -> None:
+        services.battles_delete(battle_ids=[obj.id])
+
+    def delete_queryset(self, request, queryset) -> None:
+        services.battles_delete(battle_ids=list(queryset.values_list("id", flat=True)))
 
 
 @admin.register(Vote)
-class VoteAdmin(admin.ModelAdmin):
+class VoteAdmin(ArenaRecordAdmin):
     list_display = ("battle", "outcome", "identity_flagged", "counted", "created_at")
     list_filter = ("outcome", "identity_flagged", "counted")
     readonly_fields = ("battle", "outcome", "client_id", "identity_flagged", "counted", "created_at")
+
+    # Deleting votes recounts the leaderboard without them (after the deletion commits).
+    def delete_model(self, request, obj: Vote) -> None:
+        services.votes_delete(vote_ids=[obj.id])
+
+    def delete_queryset(self, request, queryset) -> None:
+        services.votes_delete(vote_ids=list(queryset.values_list("id", flat=True)))

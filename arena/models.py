@@ -52,8 +52,13 @@ class ChatModel(models.Model):
     timeout_seconds = models.PositiveIntegerField(
         default=180, help_text="Total time allowed for one generation."
     )
-    # Health, maintained by the periodic probe and by generation outcomes.
-    healthy = models.BooleanField(default=True)
+    # Health, maintained by the probes and by generation outcomes. A model an operator adds (admin,
+    # add_model, models_sync), or points at another server, starts unhealthy: it is not drawn into
+    # battles before that server has answered a probe, which is queued as it is saved
+    # (services.model_server_changed). A working server brings it in within seconds; a dead or
+    # mistyped one shows its error in the admin instead of failing users' battles. The column's
+    # default stays true for rows made directly (test fixtures, scripts).
+    healthy = models.BooleanField(default=True, help_text="Drawn into battles only while healthy; set by the probes.")
     health_checked_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     server_info = models.JSONField(default=dict, blank=True, help_text="Last /info answer.")
@@ -64,8 +69,20 @@ class ChatModel(models.Model):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
+        from inference.chat_templates import PRESETS
+        from inference.parameters import parameters_problems
+
+        errors: dict[str, list[str]] = {}
         if self.enabled and not self.endpoint_url:
-            raise ValidationError({"endpoint_url": "An enabled model needs an endpoint URL."})
+            errors["endpoint_url"] = ["An enabled model needs an endpoint URL."]
+        preset = PRESETS.get(self.template)
+        problems = parameters_problems(
+            self.parameters, template_stops=preset.stop if preset else (), server_info=self.server_info
+        )
+        if problems:
+            errors["parameters"] = problems
+        if errors:
+            raise ValidationError(errors)
 
     class Meta:
         ordering = ["name"]
@@ -143,6 +160,7 @@ class Reply(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "replies"
         ordering = ["turn__index", "attempt", "side"]
         constraints = [
             models.UniqueConstraint(fields=["turn", "side", "attempt"], name="reply_unique_side_attempt")

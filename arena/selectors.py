@@ -124,8 +124,11 @@ def battle_state_for_client(*, battle_id, client: ClientIdentity, live_text=None
 
 
 
-def models_all() -> list[ChatModel]:
-    return list(ChatModel.objects.all())
+def models_to_probe(*, model_ids: list[int] | None = None) -> list[ChatModel]:
+    """Every enabled model (the periodic probe), or the given ones that have a server."""
+    if model_ids is None:
+        return list(ChatModel.objects.filter(enabled=True))
+    return list(ChatModel.objects.filter(id__in=model_ids).exclude(endpoint_url=""))
 
 
 def leaderboard_current() -> dict:

@@ -6,6 +6,7 @@ Functions are keyword-only and named `<entity>_<action>`. Work for Celery is que
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from inference.backends import GenerationRequest
 from inference.chat_templates import ChatMessage
 
 _rng = random.SystemRandom()
+log = logging.getLogger(__name__)
 
 
 # --- rate limits -----------------------------------------------------------------------------
@@ -454,15 +456,24 @@ def leaderboard_refresh_schedule() -> None:
 
 @transaction.atomic
 def leaderboard_rebuild() -> int:
-    """Recount every vote from the database (after an import or a change of the counting rules)."""
+    """Recount every vote from the database (after an import, a deletion or a change of the
+    counting rules)."""
+    # Resetting every model's Elo locks their rows: a concurrent counting run waits for this
+    # transaction before it can count (or mark) any vote.
     ChatModel.objects.update(elo_online=ratings.INITIAL_RATING)
     PairCount.objects.all().delete()
     Vote.objects.update(counted=False)
     eligible = Vote.objects.filter(battle__anonymous=True)
     if not settings.ARENA_RATINGS_INCLUDE_FLAGGED:
         eligible = eligible.filter(identity_flagged=False)
-    rows = list(eligible.order_by("created_at", "id").values_list("battle__model_a_id", "battle__model_b_id", "outcome"))
+    # Marked first, then read back by that mark: a vote committed in between is neither marked
+    # nor counted here (the next counting run takes it), never marked without being counted.
     eligible.update(counted=True)
+    rows = list(
+        eligible.filter(counted=True).order_by("created_at", "id").values_list("battle__model_a_id", "battle__model_b_id", "outcome")
+    )
+    # Published after the commit even with no votes left (the last one was deleted).
+    transaction.on_commit(leaderboard_refresh_schedule)
     if not rows:
         return 0
     ids = sorted({r[0] for r in rows} | {r[1] for r in rows})
@@ -479,8 +490,37 @@ def leaderboard_rebuild() -> int:
     PairCount.objects.bulk_create(cells, batch_size=5000)
     for model_id, rating in zip(ids, elo, strict=True):
         ChatModel.objects.filter(id=model_id).update(elo_online=float(rating))
-    transaction.on_commit(leaderboard_refresh_schedule)
     return len(rows)
+
+
+def leaderboard_rebuild_schedule() -> None:
+    """Queue a full recount (`leaderboard_rebuild`) for a worker."""
+    from arena.tasks import leaderboard_rebuild as rebuild_task
+
+    rebuild_task.delay()
+
+
+@transaction.atomic
+def votes_delete(*, vote_ids: list[int]) -> int:
+    """Delete votes and take them out of the leaderboard; returns how many were deleted.
+
+    A counted vote is in the pair counts and moved its models' online Elo, which later votes built
+    on, so only a recount removes it: a full rebuild is queued once the deletion commits.
+    """
+    deleted, _ = Vote.objects.filter(id__in=vote_ids).delete()
+    if deleted:
+        transaction.on_commit(leaderboard_rebuild_schedule)
+    return deleted
+
+
+@transaction.atomic
+def battles_delete(*, battle_ids: list) -> int:
+    """Delete battles (their turns, replies and vote with them); recount if a vote went too."""
+    had_votes = Vote.objects.filter(battle_id__in=battle_ids).exists()
+    _, per_model = Battle.objects.filter(id__in=battle_ids).delete()
+    if had_votes:
+        transaction.on_commit(leaderboard_rebuild_schedule)
+    return per_model.get(Battle._meta.label, 0)
 
 
 # --- model registry --------------------------------------------------------------------------
@@ -503,12 +543,48 @@ def model_failure_record(*, model_id: int, error: str) -> bool:
     return True
 
 
-def model_health_record(*, model_id: int, healthy: bool, error: str = "", info: dict | None = None) -> None:
-    """Store a probe's verdict; a model failing generations stays unhealthy until the window ends."""
+def model_health_record(
+    *, model_id: int, healthy: bool, error: str = "", info: dict | None = None, endpoint_url: str | None = None
+) -> None:
+    """Store a probe's verdict; a model failing generations stays unhealthy until the window ends.
+
+    `endpoint_url`: the server probed. The verdict is dropped if the model has been pointed
+    elsewhere meanwhile (it says nothing about the new server, whose own probe is queued).
+    """
     failures = int(live_redis().get(model_failures_key(model_id)) or 0)
     if healthy and failures >= settings.ARENA_MODEL_FAILURES_UNHEALTHY:
         healthy, error = False, f"/health is fine but {failures} generations failed recently"
     fields = {"healthy": healthy, "last_error": error[:2000], "health_checked_at": timezone.now()}
     if info:
         fields["server_info"] = info
-    ChatModel.objects.filter(id=model_id).update(**fields)
+    model = ChatModel.objects.filter(id=model_id)
+    if endpoint_url is not None:
+        model = model.filter(endpoint_url=endpoint_url)
+    model.update(**fields)
+
+
+NOT_PROBED_YET = "Not probed yet: the model joins battles once its server answers."
+
+
+def model_server_changed(*, model_id: int) -> None:
+    """A model was added, or pointed at another server: out of the draw until that server answers.
+
+    Its health, server info and failure count belonged to the old server (or to nobody), so they
+    are cleared, and a probe of the new server is queued for when this transaction commits: a
+    server that answers brings the model in within seconds, a dead or mistyped one shows its
+    error in the admin. The periodic probe catches anything this misses.
+    """
+    ChatModel.objects.filter(id=model_id).update(
+        healthy=False, health_checked_at=None, server_info={}, last_error=NOT_PROBED_YET
+    )
+    live_redis().delete(model_failures_key(model_id))
+    transaction.on_commit(lambda: _model_probe_queue(model_id))
+
+
+def _model_probe_queue(model_id: int) -> None:
+    from inference.tasks import NEW_MODEL_PROBE_RETRIES, models_probe  # tasks import services
+
+    try:
+        models_probe.delay(model_ids=[model_id], retries=NEW_MODEL_PROBE_RETRIES)
+    except Exception:  # noqa: BLE001 - the model is saved; the periodic probe will get to it
+        log.warning("Could not queue the probe of model %s; the periodic probe will check it", model_id, exc_info=True)

@@ -53,3 +53,9 @@ def votes_count() -> int:
     if counted:
         services.leaderboard_refresh_schedule()
     return counted
+
+
+@shared_task(name="arena.tasks.leaderboard_rebuild")
+def leaderboard_rebuild() -> int:
+    """Recount every vote (queued after votes were deleted); the refresh it queues publishes."""
+    return services.leaderboard_rebuild()

@@ -3,33 +3,36 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from arena.selectors import leaderboard_current, models_drawable
 
+# require_safe: GET and HEAD (uptime monitors check pages with HEAD; Django drops the body).
 
-@require_GET
+
+@require_safe
 @ensure_csrf_cookie
 def arena_page(request: HttpRequest) -> HttpResponse:
-    # The websocket identifies the client by its session, so make sure one exists.
-    if not request.session.session_key:
+    # The websocket identifies the client by its session, so make sure one exists (not for HEAD:
+    # a monitor's check never opens the socket, and would leave a session row each time).
+    if request.method == "GET" and not request.session.session_key:
         request.session["arena"] = True
         request.session.save()
     return render(request, "arena/arena.html", {"models_ready": len(models_drawable()) >= 2, "prompt_max_chars": settings.ARENA_PROMPT_MAX_CHARS})
 
 
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"ok": True})
 
 
-@require_GET
+@require_safe
 def leaderboard_page(request: HttpRequest) -> HttpResponse:
     return render(request, "arena/leaderboard.html", {"leaderboard": leaderboard_current()})
 
 
-@require_GET
+@require_safe
 def leaderboard_api(request: HttpRequest) -> HttpResponse:
     return JsonResponse(leaderboard_current())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,12 +24,11 @@ from pydantic import ValidationError as PydanticValidationError
 from text_generation import errors as tgi_errors
 
 from inference.chat_templates import ChatMessage, parameters_effective, prompt_render
+from inference.parameters import CLIENT_KEYWORDS
 
-# Parameters the client's generate_stream() accepts; anything else in a model's settings is ignored.
-_CLIENT_PARAMETERS = {
-    "do_sample", "max_new_tokens", "repetition_penalty", "frequency_penalty", "return_full_text",
-    "seed", "temperature", "top_k", "top_p", "truncate", "typical_p", "watermark", "top_n_tokens",
-}
+# Parameters the client's generate_stream() accepts (a model's settings are checked against
+# inference.parameters when saved; anything else, e.g. in a row saved before that, is ignored).
+_CLIENT_PARAMETERS = CLIENT_KEYWORDS
 
 
 @dataclass(frozen=True)
@@ -108,11 +108,51 @@ class StopSequenceFilter:
         return out
 
 
+# TGI's validation errors about length (router/src/validation.rs, MaxTotalTokens and InputLength),
+# e.g. "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. Given: 6002
+# `inputs` tokens and 256 `max_new_tokens`".
+_TOO_LONG_WITH_REPLY = re.compile(
+    r"`inputs` tokens \+ `max_new_tokens` must be <= (\d+)\. Given: (\d+) `inputs` tokens and (\d+) `max_new_tokens`"
+)
+_TOO_LONG_INPUT = re.compile(r"`inputs` must have less than (\d+) tokens\. Given: (\d+)")
+
+
+def _too_long_failure(error: str) -> GenerationFailure | None:
+    """A clear failure for a conversation over the model's token limits; None for other errors.
+
+    Never retryable: the same conversation is refused again, on this model, whatever the load.
+    """
+    if match := _TOO_LONG_WITH_REPLY.search(error):
+        limit, given, reply = (int(g) for g in match.groups())
+        room = limit - reply
+        if room < 1:  # the model's own max_new_tokens leaves no room for any prompt: an admin's fix
+            return GenerationFailure(
+                "misconfigured",
+                f"This model is set to write up to {reply:,} tokens, more than its server accepts in total "
+                f"({limit:,}); an admin must lower its max_new_tokens.",
+            )
+        return GenerationFailure(
+            "too_long",
+            f"This conversation is too long for this model ({given:,} tokens; it accepts {room:,}, "
+            f"keeping room for a {reply:,}-token reply). Start a new battle with a shorter prompt.",
+        )
+    if match := _TOO_LONG_INPUT.search(error):
+        limit, given = (int(g) for g in match.groups())
+        return GenerationFailure(
+            "too_long",
+            f"This conversation is too long for this model ({given:,} tokens; it accepts {limit:,}). "
+            "Start a new battle with a shorter prompt.",
+        )
+    return None
+
+
 def _failure_from_client_error(exc: Exception) -> GenerationFailure:
     if isinstance(exc, (tgi_errors.OverloadedError, tgi_errors.RateLimitExceededError)):
         return GenerationFailure("overloaded", "The model server is overloaded; try again shortly.", retryable=True)
     if isinstance(exc, tgi_errors.GenerationError):
         return GenerationFailure("generation", f"The model failed while generating: {exc}")
+    if isinstance(exc, (tgi_errors.ValidationError, tgi_errors.BadRequestError)) and (too_long := _too_long_failure(str(exc))):
+        return too_long
     if isinstance(exc, (tgi_errors.ValidationError, tgi_errors.BadRequestError)):
         return GenerationFailure("validation", f"The model server rejected the request: {exc}")
     if isinstance(exc, tgi_errors.IncompleteGenerationError):

@@ -38,7 +38,7 @@ from arena import services
 from arena.background import PROCESS_LOOP
 from arena.events import ReplyStarted
 from arena.live import live_text
-from arena.selectors import models_all
+from arena.selectors import models_to_probe
 from inference.backends import GenerationFailure, TgiBackend, servers_probe
 from inference.relay import RedisBatch, RelayOutcome, RelayTarget, relay_stream
 
@@ -168,14 +168,29 @@ def replies_sweep() -> int:
     return services.replies_sweep()
 
 
+# A model just added or pointed at another server is probed at once and, while its server can't be
+# reached, again every few seconds for a little while: `make run` registers the development models
+# while their servers are still starting. After that, the periodic probe takes over.
+NEW_MODEL_PROBE_RETRIES = 5
+NEW_MODEL_PROBE_INTERVAL_SECONDS = 2.0
+
+
 @shared_task(name="inference.tasks.models_probe")
-def models_probe() -> int:
-    """Refresh every enabled model's health from its server's /health and /info."""
-    models = [m for m in models_all() if m.enabled]
+def models_probe(model_ids: list[int] | None = None, retries: int = 0) -> int:
+    """Refresh models' health from their servers' /health and /info: every enabled model (the
+    periodic probe), or the models `model_ids` (just saved; enabled or not), probed again up to
+    `retries` times while unhealthy. Returns how many were healthy."""
+    models = models_to_probe(model_ids=model_ids)
     results = asyncio.run(servers_probe([m.endpoint_url for m in models]))
     for model, result in zip(models, results, strict=True):
         services.model_health_record(
-            model_id=model.id, healthy=result["healthy"], error=result["error"], info=result["info"]
+            model_id=model.id, healthy=result["healthy"], error=result["error"], info=result["info"],
+            endpoint_url=model.endpoint_url,
+        )
+    unhealthy = [m.id for m, r in zip(models, results, strict=True) if not r["healthy"]]
+    if model_ids is not None and retries > 0 and unhealthy:
+        models_probe.apply_async(
+            kwargs={"model_ids": unhealthy, "retries": retries - 1}, countdown=NEW_MODEL_PROBE_INTERVAL_SECONDS
         )
     return sum(r["healthy"] for r in results)
 

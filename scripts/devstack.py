@@ -62,6 +62,8 @@ def main() -> None:
     manage("migrate", "--no-input")
     use_dev_models = os.environ.get("ARENA_DEV_MODELS", "1") != "0"
     if use_dev_models:
+        # A new model joins battles once its server answers the probe add_model queues; the probe
+        # is retried for a few seconds, so the servers started below are found as they come up.
         for name, port, template in DEV_MODELS:
             manage("add_model", name, f"http://127.0.0.1:{port}", "--template", template, "--keep-existing")
     port = os.environ.get("PORT", "8000")

@@ -7,7 +7,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.backends.db import SessionStore
 
-from arena.models import Battle, Vote
+from arena.models import Battle, ChatModel, Vote
 from config.asgi import application
 from tests.conftest import slow_models_serving
 
@@ -176,3 +176,43 @@ async def test_another_session_cannot_join_or_vote(chat_models, celery_worker_pr
     assert await sync_to_async(Vote.objects.count)() == 0
     await owner.disconnect()
     await intruder.disconnect()
+
+
+@pytest.fixture
+def small_context_models(db):
+    """Two models whose servers take at most 64 tokens, prompt and reply together."""
+    from inference.devserver import DevServerConfig, serve_in_thread
+
+    configs = [
+        DevServerConfig(model_id=name, time_to_first_token=0, tokens_per_second=0, max_input_tokens=48, max_total_tokens=64)
+        for name in ("small-1", "small-2")
+    ]
+    with serve_in_thread(configs[0]) as url_1, serve_in_thread(configs[1]) as url_2:
+        yield [
+            ChatModel.objects.create(name=name, endpoint_url=url, template="zephyr", parameters={"max_new_tokens": 16})
+            for name, url in (("small-1", url_1), ("small-2", url_2))
+        ]
+
+
+async def test_a_prompt_over_the_models_token_limit_fails_once_with_a_clear_reason(small_context_models, celery_worker_process):
+    import urllib.request
+
+    from arena.live import live_redis
+    from arena.services import model_failures_key
+
+    comm = await connect(await new_session_key())
+    await comm.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "tea " * 100}))
+    frames = await frames_until(comm, both_finished)
+    failed = {f["side"]: f["reason"] for f in frames if f["type"] == "failed"}
+    assert set(failed) == {"a", "b"}
+    for reason in failed.values():
+        assert reason.startswith("This conversation is too long for this model (")
+        assert "it accepts 48, keeping room for a 16-token reply). Start a new battle with a shorter prompt." in reason
+    await comm.disconnect()
+    # Permanent, so not retried (one request per server), and no mark against the servers' health.
+    for model in small_context_models:
+        metrics = await sync_to_async(lambda url=model.endpoint_url: urllib.request.urlopen(f"{url}/metrics").read().decode())()
+        assert "tgi_request_count 1\n" in metrics
+        await sync_to_async(model.refresh_from_db)()
+        assert model.healthy and model.last_error == ""
+        assert await sync_to_async(lambda m=model: live_redis().get(model_failures_key(m.id)))() is None

@@ -12,6 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from arena import services
 from arena.models import ChatModel
 
 from .stack import ROOT, compose_raw, container_env
@@ -211,6 +212,10 @@ def test_the_compose_files_models_register_and_are_drawable(monkeypatch):
     assert models["mistral-7b-instruct-v0.2"].template == "mistral-instruct"
     for model in models.values():
         model.full_clean()  # what the admin will check when someone edits it later
+    # New models wait for their server to answer the probe queued for them; then they are drawn.
+    assert not {m.name for m in models_drawable()} & set(models)
+    for model in models.values():
+        services.model_health_record(model_id=model.id, healthy=True, endpoint_url=model.endpoint_url)
     assert {m.name for m in models_drawable()} >= set(models)
     # The migrate container runs it at every start: the second start changes nothing.
     assert "0 added, 0 updated, 2 unchanged" in sync(monkeypatch, text)
@@ -225,3 +230,23 @@ def test_a_bad_list_fails_the_process_with_the_message(tmp_path):
     assert result.returncode == 1
     assert "ARENA_MODELS[0] ('a'): template: 'nope' is not a template" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.django_db
+def test_a_new_model_or_a_new_server_is_probed_before_it_is_drawn(monkeypatch, django_capture_on_commit_callbacks):
+    from inference import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.models_probe, "delay", lambda **kw: queued.append(kw))
+    with django_capture_on_commit_callbacks(execute=True):
+        sync(monkeypatch, [ZEPHYR, MISTRAL])
+    ids = dict(ChatModel.objects.values_list("name", "id"))
+    assert sorted(q["model_ids"][0] for q in queued) == sorted(ids.values())
+    assert not ChatModel.objects.filter(healthy=True).exists()
+
+    ChatModel.objects.update(healthy=True)
+    queued.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        sync(monkeypatch, [{**ZEPHYR, "weight": 2.0}, {**MISTRAL, "url": "http://tgi-mistral-2:80"}])
+    assert queued == [{"model_ids": [ids["mistral-7b-instruct-v0.2"]], "retries": tasks.NEW_MODEL_PROBE_RETRIES}]
+    assert dict(ChatModel.objects.values_list("name", "healthy")) == {"zephyr-7b-beta": True, "mistral-7b-instruct-v0.2": False}

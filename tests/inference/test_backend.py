@@ -143,3 +143,63 @@ def test_stop_filter_releases_a_prefix_that_did_not_become_a_stop():
     g = StopSequenceFilter(["###"])
     g.feed("end ##")
     assert g.flush() == "##" and g.emitted == "end ##"
+
+
+def conversation_tokens(prompt: str) -> int:
+    """The prompt's length as the dev server counts it (TGI would use the model's tokenizer)."""
+    from inference.chat_templates import prompt_render
+    from inference.devserver_text import count_input_tokens
+
+    return count_input_tokens(prompt_render("zephyr", [{"role": "user", "content": prompt}]))
+
+
+@pytest.mark.parametrize(
+    "limits, parameters, expected",
+    [
+        # Over max_total_tokens with the reply: "`inputs` tokens + `max_new_tokens` must be <= 64".
+        ({"max_input_tokens": 60, "max_total_tokens": 64}, {"max_new_tokens": 16},
+         "This conversation is too long for this model ({n} tokens; it accepts 48, keeping room for a 16-token reply). "
+         "Start a new battle with a shorter prompt."),
+        # Over max_input_tokens alone: "`inputs` must have less than 30 tokens".
+        ({"max_input_tokens": 30, "max_total_tokens": 200}, {"max_new_tokens": 16},
+         "This conversation is too long for this model ({n} tokens; it accepts 30). Start a new battle with a shorter prompt."),
+    ],
+)
+async def test_a_conversation_over_the_model_s_token_limits_fails_with_a_clear_final_message(limits, parameters, expected):
+    from inference.tasks import HEALTH_FAILURE_KINDS
+
+    prompt = " ".join(["word"] * 60)
+    config = DevServerConfig(model_id="small", time_to_first_token=0, tokens_per_second=0, **limits)
+    with serve_in_thread(config) as url:
+        with pytest.raises(GenerationFailure) as failure:
+            async for event in TgiBackend().stream(request_for(url, prompt=prompt, parameters=parameters)):
+                pytest.fail(f"nothing may stream: {event}")
+    assert failure.value.message == expected.format(n=conversation_tokens(prompt))
+    assert "Input validation error" not in failure.value.message and "`" not in failure.value.message
+    # Permanent: not retried, and no sign of the server's health.
+    assert failure.value.kind == "too_long" and not failure.value.retryable
+    assert failure.value.kind not in HEALTH_FAILURE_KINDS
+
+
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        # TGI's own wording (router/src/validation.rs), as its error event or HTTP 422 body carries it.
+        ("Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. Given: 6002 `inputs` tokens and 256 `max_new_tokens`",
+         "This conversation is too long for this model (6,002 tokens; it accepts 3,840, keeping room for a 256-token reply). "
+         "Start a new battle with a shorter prompt."),
+        ("Input validation error: `inputs` must have less than 3072 tokens. Given: 3500",
+         "This conversation is too long for this model (3,500 tokens; it accepts 3,072). Start a new battle with a shorter prompt."),
+        ("Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. Given: 10 `inputs` tokens and 5000 `max_new_tokens`",
+         "This model is set to write up to 5,000 tokens, more than its server accepts in total (4,096); an admin must lower its max_new_tokens."),
+    ],
+)
+def test_tgi_s_length_errors_become_sentences_for_people(error, expected):
+    from text_generation.errors import ValidationError
+
+    from inference.backends import _failure_from_client_error
+
+    failure = _failure_from_client_error(ValidationError(error))
+    assert failure.message == expected and not failure.retryable
+    other = _failure_from_client_error(ValidationError("Input validation error: `temperature` must be strictly positive"))
+    assert other.kind == "validation" and "`temperature` must be strictly positive" in other.message

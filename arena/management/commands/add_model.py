@@ -2,7 +2,9 @@ import json
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
+from arena import services
 from arena.models import ChatModel
 from inference.chat_templates import PRESETS
 
@@ -43,14 +45,20 @@ class Command(BaseCommand):
         if keep_existing and not created:
             self.stdout.write(f"Kept {model.name} as it is")
             return
+        server_changed = bool(url) and (created or model.endpoint_url != url)
         for field, value in {
             "endpoint_url": url, "template": template, "weight": weight, "parameters": parameters,
             "system_prompt": system, "timeout_seconds": timeout, "enabled": not disabled,
         }.items():
             setattr(model, field, value)
         try:
-            model.full_clean()
+            model.full_clean()  # the parameters are checked as in the admin (ChatModel.clean)
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
-        model.save()
+        with transaction.atomic():
+            model.save()
+            if server_changed:
+                services.model_server_changed(model_id=model.id)
         self.stdout.write(f"{'Added' if created else 'Updated'} {model.name} → {model.endpoint_url} ({template})")
+        if server_changed:
+            self.stdout.write("  It joins battles once its server answers a probe (queued now).")

@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from arena import services
 from arena.models import ChatModel
 from inference.chat_templates import PRESETS
 
@@ -248,8 +249,11 @@ class Command(BaseCommand):
                     self.stdout.write(f"Unchanged {model.name}")
                 if dry_run or action == "keep":
                     continue
-                # An update writes only what changed: health fields stay the probe's.
+                # An update writes only what changed: health fields stay the probe's, unless the
+                # server itself changed (then the model waits for a probe of the new one).
                 model.save(update_fields=changed if action == "update" else None)
+                if model.endpoint_url and (action == "add" or "endpoint_url" in changed):
+                    services.model_server_changed(model_id=model.id)
             if dry_run:
                 transaction.set_rollback(True)
 

@@ -1,0 +1,105 @@
+"""The admin's battles, turns, replies and votes: written by the arena only, shown read-only,
+deletable; deleting votes recounts the leaderboard."""
+
+import re
+
+import numpy as np
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client, override_settings
+
+from arena import ratings, services, tasks
+from arena.models import Battle, ChatModel, PairCount, Reply, Turn, Vote
+from tests.arena.test_leaderboard import vote
+from tests.arena.test_services import finish_turn
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client() -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    return client
+
+
+@pytest.mark.parametrize("model", ["vote", "battle", "turn"])
+def test_records_the_arena_writes_cannot_be_added(admin_client, model):
+    assert admin_client.get(f"/admin/arena/{model}/add/").status_code == 403
+    assert admin_client.post(f"/admin/arena/{model}/add/", {}).status_code == 403
+    changelist = admin_client.get(f"/admin/arena/{model}/").content.decode()
+    assert f'href="/admin/arena/{model}/add/"' not in changelist
+
+
+def test_a_turn_shows_its_replies_text_read_only_and_offers_no_new_reply(admin_client, chat_models, alice):
+    turn = services.battle_start(client=alice, text="What is a monad?")
+    finish_turn(turn, text_a="A monoid in the category of endofunctors.", text_b="A burrito, roughly.")
+    html = admin_client.get(f"/admin/arena/turn/{turn.id}/change/").content.decode()
+    assert "A monoid in the category of endofunctors." in html and "A burrito, roughly." in html
+    assert "What is a monad?" in html
+    assert re.search(r'class="inline-heading">\s*Replies\s*</h2>', html) and "Replys" not in html
+    assert "empty-form" not in html  # the template the "Add another Reply" link copies
+    assert "<textarea" not in html and 'name="_save"' not in html  # nothing to edit
+    assert Reply._meta.verbose_name_plural == "replies"
+
+
+def test_computed_and_imported_fields_are_read_only(admin_client, chat_models, alice):
+    turn = services.battle_start(client=alice, text="Q")
+    Battle.objects.filter(id=turn.battle_id).update(source_id="q-123", judge="arena_user_7")
+    html = admin_client.get(f"/admin/arena/battle/{turn.battle_id}/change/").content.decode()
+    assert "q-123" in html and "arena_user_7" in html
+    assert 'name="source_id"' not in html and 'name="judge"' not in html
+    before = Battle.objects.values().get(id=turn.battle_id)
+    admin_client.post(f"/admin/arena/battle/{turn.battle_id}/change/", {"source_id": "edited", "judge": "x"})
+    assert Battle.objects.values().get(id=turn.battle_id) == before
+
+    model = chat_models[0]
+    html = admin_client.get(f"/admin/arena/chatmodel/{model.id}/change/").content.decode()
+    assert 'name="elo_online"' not in html and 'name="healthy"' not in html
+    assert 'name="endpoint_url"' in html  # the operator's own fields stay editable
+
+
+@override_settings(ARENA_BOOTSTRAP_ROUNDS=0)
+def test_deleting_votes_in_the_admin_recounts_the_leaderboard(
+    admin_client, chat_models, alice, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.core.cache import cache
+
+    # The rebuild and the refresh it queues run here, as a worker would run them.
+    monkeypatch.setattr(tasks.leaderboard_rebuild, "delay", lambda: tasks.leaderboard_rebuild())
+    monkeypatch.setattr(services, "leaderboard_refresh_schedule", lambda: tasks.leaderboard_live_refresh())
+    votes = []
+    for outcome in ("a", "a", "b", "tie"):
+        votes.append(vote(alice, outcome)[0])
+        cache.clear()  # rate limits
+    tasks.leaderboard_live_refresh()
+    assert admin_client.get("/api/leaderboard/").json()["total_votes"] == 4
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/admin/arena/vote/{votes[0].id}/delete/", {"post": "yes"})
+    assert response.status_code == 302 and not Vote.objects.filter(id=votes[0].id).exists()
+    board = admin_client.get("/api/leaderboard/").json()
+    assert board["total_votes"] == 3
+    assert sum(PairCount.objects.values_list("count", flat=True)) == 3
+    # The online Elo is replayed without the deleted vote, as if it had never been cast.
+    ids = [m.id for m in chat_models]
+    rows = list(Vote.objects.order_by("created_at", "id").values_list("battle__model_a_id", "battle__model_b_id", "outcome"))
+    expected = ratings.elo_online(
+        np.array([ids.index(r[0]) for r in rows]), np.array([ids.index(r[1]) for r in rows]),
+        np.array([services.OUTCOME_CODES[r[2]] for r in rows]), len(ids),
+    )
+    assert [ChatModel.objects.get(id=i).elo_online for i in ids] == pytest.approx(list(expected))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post("/admin/arena/vote/", {
+            "action": "delete_selected", "_selected_action": [v.id for v in votes[1:3]], "post": "yes",
+        })
+    assert admin_client.get("/api/leaderboard/").json()["total_votes"] == 1
+
+    # Deleting a battle deletes its vote, which is recounted the same way; the last one empties the board.
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(f"/admin/arena/battle/{votes[3].battle_id}/delete/", {"post": "yes"})
+    assert not Vote.objects.exists() and not Turn.objects.filter(battle_id=votes[3].battle_id).exists()
+    board = admin_client.get("/api/leaderboard/").json()
+    assert board["total_votes"] == 0 and board["models"] == []
+    assert set(ChatModel.objects.values_list("elo_online", flat=True)) == {1000.0}
