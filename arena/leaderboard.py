@@ -17,7 +17,8 @@ from django.core.cache import cache
 from arena import ratings
 from arena.models import ChatModel, PairCount
 
-CACHE_CURRENT = "leaderboard:current"
+# The key names the payload's shape: a snapshot cached by an older version is never shown.
+CACHE_CURRENT = "leaderboard:current:2"
 CACHE_BOOTSTRAP = "leaderboard:bootstrap"
 
 
@@ -47,7 +48,7 @@ def leaderboard_snapshot(*, bootstrap_rounds: int = 0) -> dict:
     counts, names, elo = counts_load()
     payload: dict = {"models": [], "names": names, "total_votes": int(counts.sum()), "interval_method": "analytic"}
     if not names:
-        payload.update(win_fraction=[], battle_counts=[], computed_ms=0.0)
+        payload.update(win_fraction=[], wins=[], battle_counts=[], computed_ms=0.0)
         return payload
     anchor = _anchor(names)
     table = ratings.leaderboard_compute(counts, names, anchor=anchor, elo=elo, bootstrap_rounds=bootstrap_rounds, seed=0)
@@ -69,8 +70,11 @@ def leaderboard_snapshot(*, bootstrap_rounds: int = 0) -> dict:
         row.pop("index", None)
     rows.sort(key=lambda r: (-r["rating"], r["model"]))
     payload["models"] = rows
-    win = ratings.win_fraction_matrix(counts)
+    # As the reference leaderboard's chart: wins over decisive battles, ties left out (they still
+    # count as half a win in the ratings). `wins` and `battle_counts` give each pair's W-L-T.
+    win = ratings.win_fraction_matrix(counts, exclude_ties=True)
     payload["win_fraction"] = [[None if not np.isfinite(x) else round(float(x), 4) for x in row] for row in win]
+    payload["wins"] = ratings.pair_wins_matrix(counts).astype(int).tolist()
     payload["battle_counts"] = ratings.battle_count_matrix(counts).astype(int).tolist()
     payload["anchor"] = settings.ARENA_RATING_ANCHOR_MODEL if anchor else None
     payload["computed_ms"] = round((time.perf_counter() - started) * 1000, 2)

@@ -80,9 +80,12 @@ Rank (UB)
     ``rank = 1 + #{models whose lower bound > this model's upper bound}``.
 
 Charts
-    ``win_fraction_matrix`` follows FastChat's pairwise win fraction: both
-    orientations pooled, ties and both-bad in the denominator but a win for
-    neither side (``tie_weight=0.5`` counts them as half a win instead).
+    ``win_fraction_matrix`` is FastChat's ``compute_pairwise_win_fraction``:
+    both orientations pooled, ties and both-bad in the denominator but a win
+    for neither side (``tie_weight=0.5`` counts them as half a win instead).
+    FastChat's leaderboard draws its chart from the non-tied battles only
+    (``battles_no_ties``): ``exclude_ties=True`` gives that, wins over
+    decisive battles.  ``pair_wins_matrix`` is the decisive wins behind it.
     ``battle_count_matrix`` is symmetric, ``votes_per_model`` its row sums.
 
 Online Elo
@@ -129,6 +132,7 @@ __all__ = [
     "elo_step",
     "elo_online",
     "win_fraction_matrix",
+    "pair_wins_matrix",
     "average_win_rate",
     "battle_count_matrix",
     "votes_per_model",
@@ -245,16 +249,31 @@ def votes_per_model(counts: np.ndarray) -> np.ndarray:
     return battle_count_matrix(counts).sum(axis=1)
 
 
-def win_fraction_matrix(counts: np.ndarray, tie_weight: float = 0.0) -> np.ndarray:
+def pair_wins_matrix(counts: np.ndarray) -> np.ndarray:
+    """``(K, K)`` battles row model i won outright against column model j, either side.
+
+    With :func:`battle_count_matrix` ``n``: i's record against j is
+    ``W[i, j]`` wins, ``W[j, i]`` losses and ``n[i, j] - W[i, j] - W[j, i]`` ties.
+    """
+    return _pair_stats(counts)[0]
+
+
+def win_fraction_matrix(counts: np.ndarray, tie_weight: float = 0.0, *, exclude_ties: bool = False) -> np.ndarray:
     """Fraction of battles between row model i and column model j won by i.
 
     Both orientations are pooled.  The default ``tie_weight=0`` is FastChat's
     ``compute_pairwise_win_fraction``: ties and both-bad votes are in the
     denominator but count as a win for neither side, so ``F + F.T <= 1``.
     ``tie_weight=0.5`` counts them as half a win each (then ``F + F.T == 1``).
-    NaN where the pair never met and on the diagonal.
+    ``exclude_ties=True`` leaves ties and both-bad votes out altogether, as
+    FastChat's leaderboard chart does ("fraction of A wins for all non-tied
+    battles"): then ``F + F.T == 1`` wherever the pair had a decisive battle.
+    NaN where the pair never met (with ``exclude_ties``: never had a decisive
+    battle) and on the diagonal.
     """
     strict, ties = _pair_stats(counts)
+    if exclude_ties:
+        ties = np.zeros_like(ties)
     total = strict + strict.T + ties
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = (strict + tie_weight * ties) / total

@@ -11,8 +11,17 @@ from arena.errors import NotFound
 from arena.models import Battle, ChatModel, Reply, Turn
 
 
+def _drawable():
+    return ChatModel.objects.filter(enabled=True, healthy=True, weight__gt=0)
+
+
 def models_drawable() -> list[ChatModel]:
-    return list(ChatModel.objects.filter(enabled=True, healthy=True, weight__gt=0))
+    return list(_drawable())
+
+
+def models_available() -> bool:
+    """Whether a new battle can start: at least two drawable models (one small query, no rows built)."""
+    return _drawable()[:2].count() >= 2
 
 
 def _battle_uuid(battle_id) -> uuid.UUID:

@@ -2,10 +2,11 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
-from arena.selectors import leaderboard_current, models_drawable
+from arena.selectors import leaderboard_current, models_available
 
 # require_safe: GET and HEAD (uptime monitors check pages with HEAD; Django drops the body).
 
@@ -18,7 +19,19 @@ def arena_page(request: HttpRequest) -> HttpResponse:
     if request.method == "GET" and not request.session.session_key:
         request.session["arena"] = True
         request.session.save()
-    return render(request, "arena/arena.html", {"models_ready": len(models_drawable()) >= 2, "prompt_max_chars": settings.ARENA_PROMPT_MAX_CHARS})
+    return render(request, "arena/arena.html", {
+        "models_ready": models_available(),
+        "prompt_max_chars": settings.ARENA_PROMPT_MAX_CHARS,
+        "max_turns": settings.ARENA_MAX_TURNS,
+    })
+
+
+@require_safe
+@cache_control(max_age=2)
+def models_status(request: HttpRequest) -> HttpResponse:
+    """Whether a new battle can start, for the arena page to poll while it can't. A yes or no only:
+    nothing here (names, counts) could tell anyone which models a battle drew."""
+    return JsonResponse({"available": models_available()})
 
 
 @require_safe
@@ -30,7 +43,10 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def leaderboard_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "arena/leaderboard.html", {"leaderboard": leaderboard_current()})
+    return render(request, "arena/leaderboard.html", {
+        "leaderboard": leaderboard_current(),
+        "bootstrap_rounds": settings.ARENA_BOOTSTRAP_ROUNDS,
+    })
 
 
 @require_safe

@@ -167,16 +167,15 @@ def celery_worker_process(django_db_setup, live_logs):
     process_group_stop(proc)
 
 
-@pytest.fixture(scope="session")
-def live_stack(celery_worker_process, live_logs):
-    """The real worker plus a real uvicorn ASGI server on the test database."""
-    logs = live_logs
+def web_start(logs: Path, name: str = "web", extra_env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """A uvicorn ASGI server process and its base URL; `extra_env` overrides its settings
+    (e.g. ARENA_MAX_TURNS: the pages and the websocket are served with them)."""
     port = free_port()
-    worker = celery_worker_process
-    web_log = logs / "web.log"
+    web_log = logs / f"{name}.log"
     web = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=_subprocess_env(), stdout=web_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT, env=_subprocess_env() | (extra_env or {}), stdout=web_log.open("w"), stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
     def web_up() -> bool:
@@ -189,6 +188,13 @@ def live_stack(celery_worker_process, live_logs):
     _wait_for(web_up, 60, "the ASGI server")
     if web.poll() is not None:
         raise RuntimeError(f"web exited: {web_log.read_text()[-3000:]}")
-    stack = LiveStack(f"http://127.0.0.1:{port}", worker, web, logs)
+    return web, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def live_stack(celery_worker_process, live_logs):
+    """The real worker plus a real uvicorn ASGI server on the test database."""
+    web, base_url = web_start(live_logs)
+    stack = LiveStack(base_url, celery_worker_process, web, live_logs)
     yield stack
     process_group_stop(web)

@@ -170,6 +170,25 @@ def test_the_snapshot_matches_the_rating_math(chat_models, alice):
 
 
 @pytest.mark.django_db
+def test_the_win_fraction_leaves_ties_out_and_each_pair_s_record_is_sent(chat_models, alice):
+    # zephyr vs mistral: only ties and both-bad votes.
+    for outcome in ["tie", "bothbad", "tie"]:
+        vote(alice, outcome)
+    snap = leaderboard_snapshot()
+    assert snap["win_fraction"] == [[None, None], [None, None]]  # not 0.00 / 0.00
+    assert snap["wins"] == [[0, 0], [0, 0]] and snap["battle_counts"] == [[0, 3], [3, 0]]
+
+    # One decisive vote: the fraction is over that vote alone; the ties stay in the record.
+    _, battle = vote(alice, "a")
+    snap = leaderboard_snapshot()
+    winner = snap["names"].index(battle.model_a.name)
+    loser = 1 - winner
+    assert snap["win_fraction"][winner][loser] == 1.0 and snap["win_fraction"][loser][winner] == 0.0
+    assert snap["wins"][winner][loser] == 1 and snap["wins"][loser][winner] == 0
+    assert snap["battle_counts"][winner][loser] == 4
+
+
+@pytest.mark.django_db
 def test_the_anchor_setting_pins_a_model(chat_models, alice):
     vote(alice, "a")
     with override_settings(ARENA_RATING_ANCHOR_MODEL="zephyr-7b-beta", ARENA_RATING_ANCHOR_VALUE=1114.0):

@@ -551,6 +551,38 @@ def test_win_fraction_like_fastchat():
     assert wf[0, 1] == 1.0 and wf[1, 0] == 0.0 and np.isnan(wf[0, 2])
 
 
+def test_win_fraction_without_ties_like_fastchat_s_chart():
+    """FastChat's leaderboard chart is drawn from the non-tied battles only (battles_no_ties)."""
+    a, b, o, _ = synthetic(4, 300, 17)
+    counts = R.counts_from_battles(a, b, o, 4)
+    decisive = o < R.TIE
+    a_win, b_win, n = np.zeros((4, 4)), np.zeros((4, 4)), np.zeros((4, 4))
+    for ai, bi, oi in zip(a[decisive], b[decisive], o[decisive]):
+        n[ai, bi] += 1
+        a_win[ai, bi] += oi == R.A_WINS
+        b_win[ai, bi] += oi == R.B_WINS
+    with np.errstate(invalid="ignore"):
+        expected = (a_win + b_win.T) / (n + n.T)
+    np.fill_diagonal(expected, np.nan)
+    wf = R.win_fraction_matrix(counts, exclude_ties=True)
+    np.testing.assert_allclose(wf, expected, atol=1e-12)
+    off = ~np.eye(4, dtype=bool)
+    np.testing.assert_allclose((wf + wf.T)[off], 1.0)
+    np.testing.assert_array_equal(R.pair_wins_matrix(counts), a_win + b_win.T)
+
+    # A pair that only ever tied has no decisive battle: no fraction (not 0 / 0 shown as 0).
+    only_ties = np.zeros((3, 3, 4))
+    only_ties[0, 1, R.TIE] = 2
+    only_ties[1, 0, R.BOTH_BAD] = 1
+    only_ties[0, 2, R.B_WINS] = 1
+    wf = R.win_fraction_matrix(only_ties, exclude_ties=True)
+    assert np.isnan(wf[0, 1]) and np.isnan(wf[1, 0])
+    assert wf[0, 2] == 0.0 and wf[2, 0] == 1.0
+    wins = R.pair_wins_matrix(only_ties)
+    assert wins[0, 1] == wins[1, 0] == 0 and wins[2, 0] == 1
+    assert R.battle_count_matrix(only_ties)[0, 1] == 3
+
+
 def test_battle_counts_and_votes():
     a, b, o, _ = synthetic(5, 400, 16)
     counts = R.counts_from_battles(a, b, o, 5)

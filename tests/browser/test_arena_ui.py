@@ -9,9 +9,9 @@ import redis
 from django.conf import settings
 from playwright.sync_api import expect
 
-from arena.models import Battle, ChatModel, Vote
+from arena.models import Battle, ChatModel, Turn, Vote
 from inference.devserver import DevServerConfig, serve_in_thread
-from tests.conftest import slow_models_serving
+from tests.conftest import process_group_stop, slow_models_serving, web_start
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -118,16 +118,110 @@ def test_a_prompt_the_server_refuses_stays_in_the_box(chromium, live_stack, chat
     assert "notified" not in notice.inner_text()
     assert Battle.objects.count() == 1
 
-    # Models back: the page notices by itself, and the same text can be sent.
+    # Models back: the page notices by itself, asking a small JSON endpoint (not reloading the
+    # page), and the same text can be sent.
+    asked = []
+    page.on("request", lambda r: asked.append((r.url.removeprefix(live_stack.base_url), r.resource_type)))
     ChatModel.objects.update(healthy=True, last_error="")
     page.clock.fast_forward("00:20")
     expect(notice).to_be_hidden()
+    assert ("/api/models/status", "fetch") in asked, asked
+    assert not [url for url, kind in asked if url == "/" or kind == "document"], asked
     expect(page.get_by_test_id("send")).to_be_enabled()
     page.get_by_test_id("send").click()
     expect(page.get_by_test_id("reply-a").locator(".msg.user")).to_have_text(typed)
     expect(box).to_have_value("")
     wait_both_ended(page)
     context.close()
+
+
+# --- HIGH: a new line on a phone -----------------------------------------------------------------
+
+
+def test_on_a_touch_screen_enter_is_a_new_line_and_send_sends(chromium, live_stack, chat_models):
+    context = chromium.new_context(viewport=MOBILE, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    page.goto(live_stack.base_url + "/")
+    box = page.get_by_test_id("prompt")
+    expect(page.get_by_test_id("send")).to_be_enabled()
+    expect(box).to_have_attribute("placeholder", "Type a prompt, then tap Send")
+    box.tap()
+    page.keyboard.type("A shopping list:")
+    page.keyboard.press("Enter")
+    page.keyboard.type("- tea")
+    page.keyboard.press("Enter")
+    page.keyboard.type("- milk")
+    expect(box).to_have_value("A shopping list:\n- tea\n- milk")
+    expect(page.get_by_test_id("reply-a").locator(".msg.user")).to_have_count(0)
+    assert Battle.objects.count() == 0
+
+    page.get_by_test_id("send").tap()
+    expect(page.get_by_test_id("reply-a").locator(".msg.user")).to_have_text("A shopping list:\n- tea\n- milk")
+    expect(box).to_have_value("")
+    assert Turn.objects.get().prompt == "A shopping list:\n- tea\n- milk"
+    wait_both_ended(page)
+    context.close()
+
+
+def test_with_a_keyboard_enter_sends_and_shift_enter_is_a_new_line(page, live_stack, chat_models):
+    page.goto(live_stack.base_url + "/")
+    box = page.get_by_test_id("prompt")
+    expect(page.get_by_test_id("send")).to_be_enabled()
+    expect(box).to_have_attribute("placeholder", "Type a prompt and press Enter (Shift+Enter for a new line)")
+    box.click()
+    page.keyboard.type("First line")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("second line")
+    expect(box).to_have_value("First line\nsecond line")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("reply-a").locator(".msg.user")).to_have_text("First line\nsecond line")
+    expect(box).to_have_value("")
+    wait_both_ended(page)
+
+
+# --- MEDIUM: the turn limit ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_turn_site(celery_worker_process, live_logs):
+    """The site served with ARENA_MAX_TURNS=2 (a web process of its own; the shared worker)."""
+    web, base_url = web_start(live_logs, name="web-two-turns", extra_env={"ARENA_MAX_TURNS": "2"})
+    yield base_url
+    process_group_stop(web)
+
+
+def test_send_is_off_with_a_hint_once_the_battle_has_its_maximum_turns(page, two_turn_site, chat_models):
+    page.goto(two_turn_site + "/")
+    expect(page.get_by_test_id("composer")).to_have_attribute("data-max-turns", "2")
+    hint = page.get_by_test_id("send-hint")
+    send(page, "A first question")
+    wait_both_ended(page)
+    expect(page.get_by_test_id("send")).to_be_enabled()  # one turn of two: a follow-up is fine
+    expect(hint).to_be_hidden()
+    send(page, "A follow-up")
+    for side in ("a", "b"):
+        expect(page.get_by_test_id(f"reply-{side}").locator(".msg.bot.done")).to_have_count(2, timeout=20_000)
+
+    # Two turns of two: the page says so before anyone types a third prompt into a server error.
+    expect(page.get_by_test_id("send")).to_be_disabled()
+    expect(hint).to_be_visible()
+    expect(hint).to_have_text("This battle has reached its 2 turns; vote, or start a new round.")
+    box = page.get_by_test_id("prompt")
+    box.fill("A third question")
+    box.press("Enter")
+    expect(box).to_have_value("A third question")
+    expect(page.get_by_test_id("composer-error")).to_be_hidden()
+    assert Turn.objects.count() == 2
+    # Voting is still open, and after it the same text starts a new battle.
+    expect(page.get_by_test_id("vote-tie")).to_be_enabled()
+    page.get_by_test_id("vote-tie").click()
+    expect(page.get_by_test_id("vote-result")).to_contain_text("You voted: a tie", timeout=10_000)
+    expect(hint).to_be_hidden()
+    expect(page.get_by_test_id("send")).to_be_enabled()
+    page.get_by_test_id("send").click()
+    expect(page.get_by_test_id("reply-a").locator(".msg.user")).to_have_text(["A third question"])  # the new battle alone
+    assert Battle.objects.count() == 2
+    wait_both_ended(page)
 
 
 # --- MEDIUM: Send after a failed side -----------------------------------------------------------

@@ -26,6 +26,10 @@
   let voteRefused = null;  // the outcome the server just refused (focus goes back to its button)
   const form = byTestId("composer");
   let modelsReady = form.dataset.modelsReady !== "false";
+  const maxTurns = Number(form.dataset.maxTurns) || Infinity;  // ARENA_MAX_TURNS: the server refuses more
+  // On a touch-first device (phone keyboards have no Shift) Enter is a new line and Send sends;
+  // with a keyboard and a mouse, Enter sends and Shift+Enter is a new line.
+  const touchFirst = window.matchMedia("(pointer: coarse)");
   let modelsCheck = null;
   const drawn = { a: [], b: [] };  // per column: [{index, prompt, attempt, status, text, user, bot, md, note}]
   const heard = {};  // per column: "turn:attempt:status" last seen, for announcing changes once
@@ -326,6 +330,9 @@
     let canSend, hint = "";
     if (newBattle) {
       canSend = modelsReady;  // the no-models notice says why not
+    } else if (allDone && turn.index + 1 >= maxTurns) {
+      canSend = false;
+      hint = `This battle has reached its ${maxTurns} turns; vote, or start a new round.`;
     } else if (allDone) {
       canSend = true;
     } else if (ended) {
@@ -387,14 +394,13 @@
     updateControls();
   }
 
-  // While no models are available, look again now and then (the page says whether there are).
+  // While no models are available, ask now and then whether a battle could start ({"available": bool}).
   async function checkModels() {
     try {
-      const answer = await fetch(location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      const answer = await fetch(form.dataset.modelsStatusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
       if (!answer.ok) return;
-      const page = new DOMParser().parseFromString(await answer.text(), "text/html");
-      const fresh = page.querySelector('[data-testid="composer"]');
-      if (fresh && fresh.dataset.modelsReady === "true") setModelsReady(true);
+      const status = await answer.json();
+      if (status.available === true && !modelsReady) setModelsReady(true);
     } catch (_) {
       // Offline for a moment: try again at the next check.
     }
@@ -421,9 +427,17 @@
   });
   byTestId("prompt").addEventListener("keydown", (e) => {
     if (e.key !== "Enter" || e.shiftKey || e.isComposing || e.keyCode === 229) return;  // 229: an IME is composing
+    if (touchFirst.matches) return;  // a new line, as typed
     e.preventDefault();
     form.requestSubmit();
   });
+  function placeholderSet() {
+    byTestId("prompt").placeholder = touchFirst.matches
+      ? "Type a prompt, then tap Send"
+      : "Type a prompt and press Enter (Shift+Enter for a new line)";
+  }
+  touchFirst.addEventListener("change", placeholderSet);
+  placeholderSet();
   for (const o of OUTCOMES) {
     byTestId(`vote-${o}`).addEventListener("click", () => {
       if (!battle || pendingVote || battle.voted) return;

@@ -1,15 +1,24 @@
 // The leaderboard page: draws the table and charts from the embedded snapshot, then redraws on
-// every update pushed over /ws/leaderboard/. Model names are set with textContent only.
+// every update pushed over /ws/leaderboard/. Model names are set with textContent (or as attribute
+// values) only.
 (function () {
   "use strict";
   const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
   const SVG = "http://www.w3.org/2000/svg";
   const fmt = (x, d = 0) => (x === null || x === undefined || Number.isNaN(x) ? "–" : Number(x).toFixed(d));
+  let current = null;  // the snapshot drawn last
 
   function cell(tag, text, cls) {
     const el = document.createElement(tag);
     el.textContent = text;
     if (cls) el.className = cls;
+    return el;
+  }
+
+  function svgEl(tag, attrs, text) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+    if (text !== undefined) el.textContent = text;
     return el;
   }
 
@@ -31,75 +40,139 @@
       tr.append(cell("td", fmt(row.elo_online), "num"));
       body.append(tr);
     }
-    byTestId("leaderboard-empty").hidden = lb.models.length > 0;
     const method = lb.interval_method === "bootstrap" ? `bootstrap, ${lb.bootstrap_rounds} rounds` : "analytic (sandwich), live";
     byTestId("leaderboard-summary").textContent =
       `${lb.total_votes} counted votes · ${lb.models.length} models · 95% intervals: ${method}` +
       (lb.anchor ? ` · anchored on ${lb.anchor}` : "");
   }
 
+  // Drawn at the size it is shown (one SVG unit = one CSS pixel), so its text is as large as the
+  // page's at any width; on a narrow screen each model's name goes above its interval.
   function renderIntervals(lb) {
     const svg = byTestId("interval-plot");
     svg.replaceChildren();
     const rows = lb.models.filter((r) => Number.isFinite(r.ci_lower) && Number.isFinite(r.ci_upper));
-    const width = 520, rowH = 22, left = 170, right = 20, height = Math.max(rows.length * rowH + 30, 60);
+    if (!rows.length) {
+      svg.setAttribute("viewBox", "0 0 520 60");
+      return;
+    }
+    const width = Math.max(Math.round(svg.getBoundingClientRect().width) || 520, 240);
+    const narrow = width < 480;
+    const left = narrow ? 8 : Math.min(200, Math.round(width * 0.35));
+    const right = 16;
+    const rowH = narrow ? 40 : 26;
+    const top = narrow ? 6 : 16;
+    const height = top + rows.length * rowH + 24;
+    svg.dataset.layout = narrow ? "stacked" : "side";
     svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-    if (!rows.length) return;
     const lo = Math.min(...rows.map((r) => r.ci_lower)), hi = Math.max(...rows.map((r) => r.ci_upper));
     const pad = Math.max((hi - lo) * 0.05, 5);
     const x = (v) => left + ((v - (lo - pad)) / (hi - lo + 2 * pad)) * (width - left - right);
     rows.forEach((r, i) => {
-      const y = 15 + i * rowH;
-      const label = document.createElementNS(SVG, "text");
-      label.setAttribute("x", left - 8); label.setAttribute("y", y + 4); label.setAttribute("text-anchor", "end");
-      label.textContent = r.model;
-      const line = document.createElementNS(SVG, "line");
-      line.setAttribute("x1", x(r.ci_lower)); line.setAttribute("x2", x(r.ci_upper));
-      line.setAttribute("y1", y); line.setAttribute("y2", y); line.setAttribute("class", "ci");
-      const dot = document.createElementNS(SVG, "circle");
-      dot.setAttribute("cx", x(r.rating)); dot.setAttribute("cy", y); dot.setAttribute("r", 4);
-      svg.append(label, line, dot);
+      const rowTop = top + i * rowH;
+      const y = narrow ? rowTop + 28 : rowTop;  // the interval's line
+      const g = svgEl("g", {});
+      g.append(svgEl("title", {}, `${r.model}: ${fmt(r.rating)} (95% interval ${fmt(r.ci_lower)} to ${fmt(r.ci_upper)})`));
+      const label = narrow
+        ? svgEl("text", { x: left, y: rowTop + 12 }, `${r.model} · ${fmt(r.rating)}`)
+        : svgEl("text", { x: left - 8, y: y + 4, "text-anchor": "end" }, r.model);
+      label.setAttribute("class", "label");
+      g.append(label,
+        svgEl("line", { x1: x(r.ci_lower), x2: x(r.ci_upper), y1: y, y2: y, class: "ci" }),
+        svgEl("circle", { cx: x(r.rating), cy: y, r: 4 }));
+      svg.append(g);
+      // A name too long for its room is shortened; the full one is in the row's title.
+      const room = narrow ? width - left - right : left - 14;
+      let text = label.textContent;
+      while (label.getComputedTextLength() > room && text.length > 4) {
+        text = text.slice(0, -2);
+        label.textContent = `${text}…`;
+      }
     });
-    const axis = document.createElementNS(SVG, "text");
-    axis.setAttribute("x", left); axis.setAttribute("y", height - 4);
-    axis.textContent = `${fmt(lo - pad)} … ${fmt(hi + pad)}`;
-    svg.append(axis);
+    svg.append(
+      svgEl("text", { x: x(lo - pad), y: height - 6, class: "axis" }, fmt(lo - pad)),
+      svgEl("text", { x: x(hi + pad), y: height - 6, "text-anchor": "end", class: "axis" }, fmt(hi + pad)),
+    );
   }
 
-  function renderMatrix(testId, names, matrix, format, shade) {
+  // value(i, j) -> {text, title, color} for a pair that met, null for one that never did.
+  function renderMatrix(testId, names, value) {
     const table = byTestId(testId);
     table.replaceChildren();
     if (!names.length) return;
     const head = document.createElement("tr");
     head.append(cell("th", ""));
-    names.forEach((n) => head.append(cell("th", n)));
+    names.forEach((n) => {
+      const th = cell("th", n);
+      th.scope = "col";
+      head.append(th);
+    });
     table.append(head);
     names.forEach((rowName, i) => {
       const tr = document.createElement("tr");
-      tr.append(cell("th", rowName));
+      const th = cell("th", rowName);
+      th.scope = "row";
+      tr.append(th);
       names.forEach((_, j) => {
-        const v = matrix[i][j];
-        const td = cell("td", v === null || i === j ? "" : format(v), "num");
-        if (v !== null && i !== j) td.style.backgroundColor = shade(v);
+        const v = i === j ? null : value(i, j);
+        const td = cell("td", v ? v.text : "", "num");
+        if (v) {
+          if (v.color) td.style.backgroundColor = v.color;
+          td.title = v.title;
+          td.setAttribute("aria-label", v.text === v.title ? v.title : `${v.text}: ${v.title}`);
+        }
         tr.append(td);
       });
       table.append(tr);
     });
   }
 
-  function render(lb) {
-    renderTable(lb);
-    renderIntervals(lb);
+  function renderMatrices(lb) {
     // Matrices follow the table's order (by rating).
     const order = lb.models.map((r) => lb.names.indexOf(r.model));
     const names = order.map((i) => lb.names[i]);
-    const pick = (m) => order.map((i) => order.map((j) => m[i][j]));
-    renderMatrix("win-fraction", names, pick(lb.win_fraction), (v) => v.toFixed(2),
-      (v) => `hsl(${Math.round(v * 120)}, 70%, 80%)`);
-    const counts = pick(lb.battle_counts);
+    const pick = (m) => (m ? order.map((i) => order.map((j) => m[i][j])) : null);
+    const frac = pick(lb.win_fraction), counts = pick(lb.battle_counts), wins = pick(lb.wins);
     const max = Math.max(1, ...counts.flat());
-    renderMatrix("battle-counts", names, counts, (v) => String(v), (v) => `rgba(59, 91, 219, ${0.08 + 0.5 * (v / max)})`);
+    const record = (i, j) => {
+      if (!wins) return "";
+      const w = wins[i][j], l = wins[j][i], n = counts[i][j];
+      return `${names[i]} vs ${names[j]}: ${w}–${l}–${n - w - l} (wins–losses–ties, ${n} battle${n === 1 ? "" : "s"})`;
+    };
+    renderMatrix("win-fraction", names, (i, j) => {
+      if (!counts[i][j]) return null;
+      const v = frac[i][j];
+      if (v === null) return { text: "–", title: `${record(i, j)}: only ties so far`, color: "" };
+      return { text: v.toFixed(2), title: record(i, j), color: `hsl(${Math.round(v * 120)}, 70%, 80%)` };
+    });
+    renderMatrix("battle-counts", names, (i, j) => {
+      const n = counts[i][j];
+      if (!n) return null;
+      return { text: String(n), title: record(i, j) || `${n} battles`, color: `rgba(59, 91, 219, ${0.08 + 0.5 * (n / max)})` };
+    });
   }
+
+  function render(lb) {
+    current = lb;
+    const empty = !lb.models.length;
+    // No votes: one plain sentence instead of an empty table and empty charts.
+    byTestId("leaderboard-empty").hidden = !empty;
+    byTestId("leaderboard-content").hidden = empty;
+    byTestId("leaderboard-summary").hidden = empty;
+    renderTable(lb);
+    renderIntervals(lb);  // after the content is shown: it is drawn at its shown width
+    renderMatrices(lb);
+  }
+
+  // Redraw the plot when its width changes (a phone turned, a window resized).
+  let plotWidth = 0;
+  new ResizeObserver((entries) => {
+    const width = Math.round(entries[0].contentRect.width);
+    if (width && width !== plotWidth && current) {
+      plotWidth = width;
+      renderIntervals(current);
+    }
+  }).observe(byTestId("interval-plot"));
 
   let retry = 500;
   function connect() {
