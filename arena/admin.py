@@ -45,12 +45,14 @@ class ChatModelAdmin(admin.ModelAdmin):
         models = list(queryset)
         results = asyncio.run(servers_probe([m.endpoint_url for m in models]))
         for model, result in zip(models, results, strict=True):
-            services.model_health_record(
+            # What was stored, not the raw probe: /health may be fine while recent failures or
+            # parameters that don't fit the server keep the model out.
+            verdict = services.model_health_record(
                 model_id=model.id, healthy=result["healthy"], error=result["error"], info=result["info"],
                 endpoint_url=model.endpoint_url,
             )
             info = result["info"]
-            if result["healthy"]:
+            if verdict.healthy:
                 self.message_user(
                     request,
                     f"“{model.name}” is healthy — model {info.get('model_id', '?')}, "
@@ -61,7 +63,7 @@ class ChatModelAdmin(admin.ModelAdmin):
                     messages.SUCCESS,
                 )
             else:
-                self.message_user(request, f"“{model.name}” is unhealthy — {result['error']}", messages.ERROR)
+                self.message_user(request, f"“{model.name}” is unhealthy — {verdict.error}", messages.ERROR)
 
 
 class ArenaRecordAdmin(admin.ModelAdmin):

@@ -36,7 +36,8 @@ from arena.selectors import (
     turn_last,
 )
 from inference.backends import GenerationRequest
-from inference.chat_templates import ChatMessage
+from inference.chat_templates import PRESETS, ChatMessage
+from inference.parameters import parameters_problems
 
 _rng = random.SystemRandom()
 log = logging.getLogger(__name__)
@@ -543,24 +544,43 @@ def model_failure_record(*, model_id: int, error: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class HealthVerdict:
+    """What a probe's result came to once stored: the model's health and why not."""
+
+    healthy: bool
+    error: str
+
+
 def model_health_record(
     *, model_id: int, healthy: bool, error: str = "", info: dict | None = None, endpoint_url: str | None = None
-) -> None:
-    """Store a probe's verdict; a model failing generations stays unhealthy until the window ends.
+) -> HealthVerdict:
+    """Store a probe's verdict and return it: a server that answers is not enough when the model
+    failed generations recently (it stays unhealthy until the window ends) or when its parameters
+    don't fit the limits the server's /info has just reported (every generation would fail).
 
     `endpoint_url`: the server probed. The verdict is dropped if the model has been pointed
     elsewhere meanwhile (it says nothing about the new server, whose own probe is queued).
     """
+    model = ChatModel.objects.filter(id=model_id)
+    if endpoint_url is not None:
+        model = model.filter(endpoint_url=endpoint_url)
+    if healthy and info:
+        # The admin can only check limits it knows: a new model is saved before its server's /info
+        # is, so a max_new_tokens beyond the server's total would otherwise slip through.
+        row = model.values_list("parameters", "template").first()
+        preset = PRESETS.get(row[1]) if row else None
+        problems = parameters_problems(row[0], template_stops=preset.stop if preset else (), server_info=info) if row else []
+        if problems:
+            healthy, error = False, "Its parameters don't fit this server: " + " ".join(problems)
     failures = int(live_redis().get(model_failures_key(model_id)) or 0)
     if healthy and failures >= settings.ARENA_MODEL_FAILURES_UNHEALTHY:
         healthy, error = False, f"/health is fine but {failures} generations failed recently"
     fields = {"healthy": healthy, "last_error": error[:2000], "health_checked_at": timezone.now()}
     if info:
         fields["server_info"] = info
-    model = ChatModel.objects.filter(id=model_id)
-    if endpoint_url is not None:
-        model = model.filter(endpoint_url=endpoint_url)
     model.update(**fields)
+    return HealthVerdict(healthy=healthy, error=error)
 
 
 NOT_PROBED_YET = "Not probed yet: the model joins battles once its server answers."

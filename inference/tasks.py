@@ -182,15 +182,19 @@ def models_probe(model_ids: list[int] | None = None, retries: int = 0) -> int:
     `retries` times while unhealthy. Returns how many were healthy."""
     models = models_to_probe(model_ids=model_ids)
     results = asyncio.run(servers_probe([m.endpoint_url for m in models]))
-    for model, result in zip(models, results, strict=True):
+    verdicts = [
         services.model_health_record(
             model_id=model.id, healthy=result["healthy"], error=result["error"], info=result["info"],
             endpoint_url=model.endpoint_url,
         )
-    unhealthy = [m.id for m, r in zip(models, results, strict=True) if not r["healthy"]]
-    if model_ids is not None and retries > 0 and unhealthy:
+        for model, result in zip(models, results, strict=True)
+    ]
+    # Only a server that didn't answer is worth asking again; parameters that don't fit it wait
+    # for an admin.
+    unreachable = [m.id for m, r in zip(models, results, strict=True) if not r["healthy"]]
+    if model_ids is not None and retries > 0 and unreachable:
         models_probe.apply_async(
-            kwargs={"model_ids": unhealthy, "retries": retries - 1}, countdown=NEW_MODEL_PROBE_INTERVAL_SECONDS
+            kwargs={"model_ids": unreachable, "retries": retries - 1}, countdown=NEW_MODEL_PROBE_INTERVAL_SECONDS
         )
-    return sum(r["healthy"] for r in results)
+    return sum(v.healthy for v in verdicts)
 

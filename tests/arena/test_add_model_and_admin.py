@@ -1,3 +1,5 @@
+import html
+
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -277,3 +279,45 @@ def test_a_probe_of_a_model_s_old_server_is_not_recorded(chat_models):
     services.model_health_record(model_id=model.id, healthy=False, error="down", endpoint_url=model.endpoint_url)
     model.refresh_from_db()
     assert not model.healthy and model.last_error == "down"
+
+
+def test_parameters_that_don_t_fit_the_server_keep_a_model_out_once_probed(client, monkeypatch):
+    """The admin can't know the server's limits before the first /info; the probe checks them."""
+    from arena.selectors import models_drawable
+    from inference import tasks
+
+    later = []
+    monkeypatch.setattr(tasks.models_probe, "apply_async", lambda **kw: later.append(kw))
+    with serve_in_thread(DevServerConfig(model_id="big", time_to_first_token=0)) as url:  # max_total_tokens 4096
+        model = ChatModel.objects.create(name="big", endpoint_url=url, template="zephyr", parameters={"max_new_tokens": 5000})
+        model.full_clean()  # nothing known about the server yet: accepted
+        assert tasks.models_probe(model_ids=[model.id], retries=3) == 0
+        assert later == []  # the server answered: asking again wouldn't help
+        model.refresh_from_db()
+        assert not model.healthy and model not in models_drawable()
+        assert "parameters don't fit this server" in model.last_error and "max_total_tokens (4096)" in model.last_error
+
+        client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+        text = html.unescape(client.post(
+            "/admin/arena/chatmodel/", {"action": "probe", "_selected_action": [model.id]}, follow=True
+        ).content.decode())
+        assert "“big” is unhealthy — Its parameters don't fit this server" in text
+
+        ChatModel.objects.filter(id=model.id).update(parameters={"max_new_tokens": 512})
+        assert tasks.models_probe(model_ids=[model.id]) == 1
+    model.refresh_from_db()
+    assert model.healthy and model.last_error == ""
+
+
+def test_the_probe_action_reports_what_was_stored_not_the_raw_answer(client, chat_models):
+    from arena import services
+    from arena.live import live_redis
+
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    model = chat_models[0]
+    live_redis().set(services.model_failures_key(model.id), 5, ex=60)  # its generations kept failing
+    text = client.post("/admin/arena/chatmodel/", {"action": "probe", "_selected_action": [model.id]}, follow=True).content.decode()
+    model.refresh_from_db()
+    assert not model.healthy
+    assert f"“{model.name}” is unhealthy — /health is fine but 5 generations failed recently" in text
+    assert "is healthy" not in text
