@@ -82,17 +82,21 @@ def main() -> None:
     supervise(commands)
 
 
-def supervise(commands: dict[str, list[str]], *, restarts_per_minute: int = 5, poll_seconds: float = 0.5) -> None:
+def supervise(
+    commands: dict[str, list[str]], *, restarts_per_minute: int = 5, first_delay: float = 1.0, poll_seconds: float = 0.5
+) -> None:
     """Run the named commands until Ctrl-C; restart one that exits, as the compose restart policy does.
 
     A Celery worker exits when its Redis connection drops (kombu cannot always close a broken
-    channel cleanly), so a Redis restart must not end the whole local stack. A command that keeps
-    exiting (more than `restarts_per_minute` times in a minute) is a real fault: then everything
-    stops and the exit status says which command failed.
+    channel cleanly), so a Redis restart must not end the whole local stack. Restarts back off
+    (`first_delay` seconds, doubling) so that a command waiting for something to come back (a
+    port, Redis) gets some time; one that keeps exiting (more than `restarts_per_minute` times in
+    a minute) is a real fault: then everything stops and the exit status says which command failed.
     """
     names = list(commands)
     procs = [subprocess.Popen(commands[name], cwd=ROOT, start_new_session=True) for name in names]
     restarts: list[list[float]] = [[] for _ in names]
+    due: list[float | None] = [None for _ in names]  # when an exited command starts again
 
     def stop(*_: object, status: int = 0) -> None:
         for p in procs:
@@ -110,16 +114,22 @@ def supervise(commands: dict[str, list[str]], *, restarts_per_minute: int = 5, p
     signal.signal(signal.SIGTERM, stop)
     while True:
         for i, name in enumerate(names):
+            now = time.monotonic()
+            if due[i] is not None:
+                if now >= due[i]:
+                    due[i] = None
+                    procs[i] = subprocess.Popen(commands[name], cwd=ROOT, start_new_session=True)
+                continue
             if procs[i].poll() is None:
                 continue
-            now = time.monotonic()
             restarts[i] = [t for t in restarts[i] if now - t < 60] + [now]
             if len(restarts[i]) > restarts_per_minute:
                 print(f"{name} exited with {procs[i].returncode} {len(restarts[i])} times in a minute; stopping the rest.",
                       file=sys.stderr, flush=True)
                 stop(status=1)
-            print(f"{name} exited with {procs[i].returncode}; starting it again.", file=sys.stderr, flush=True)
-            procs[i] = subprocess.Popen(commands[name], cwd=ROOT, start_new_session=True)
+            delay = first_delay * 2 ** (len(restarts[i]) - 1)
+            print(f"{name} exited with {procs[i].returncode}; starting it again in {delay:g} s.", file=sys.stderr, flush=True)
+            due[i] = now + delay
         time.sleep(poll_seconds)
 
 
