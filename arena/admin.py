@@ -12,7 +12,8 @@ from inference.backends import servers_probe
 
 @admin.register(ChatModel)
 class ChatModelAdmin(admin.ModelAdmin):
-    list_display = ("name", "endpoint_url", "template", "weight", "enabled", "healthy", "health_checked_at", "last_error_short")
+    # Health first: on a laptop-width screen the long URL column would push it out of view.
+    list_display = ("name", "healthy", "last_error_short", "enabled", "weight", "template", "endpoint_url", "health_checked_at")
     list_filter = ("enabled", "healthy", "template")
     list_editable = ("weight", "enabled")
     search_fields = ("name", "endpoint_url")
