@@ -3,11 +3,14 @@
 Browser → server, one JSON object per frame:
   {"action": "prompt", "battle": <id or null>, "text": "..."}   (null: start a new battle)
   {"action": "regenerate", "battle": <id>, "side": "a" | "b" | null}
-  {"action": "vote", "battle": <id>, "outcome": "a" | "b" | "tie" | "bothbad"}
+  {"action": "vote", "battle": <id>, "outcome": "a" | "b" | "tie" | "bothbad", "turn": <index>, "attempt": <n>}
+      (turn and attempt, optional: the last turn the page showed; a vote on anything else is refused)
   {"action": "join", "battle": <id>}          (after a reconnect: snapshot, then live events)
   {"action": "new_round"}
 Server → browser: {"type": "state", "state": {...}}, {"type": "started" | "delta" | "done" |
 "failed", ...}, {"type": "revealed", ...}, {"type": "error", "code": ..., "message": ...}.
+A `failed` event and a failed side of a `state` carry `retryable` (false: a retry would fail the
+same way, e.g. the conversation is too long for the model) and `failure_kind`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from arena import events, selectors, services
 from arena.clients import ClientIdentity, client_identity, client_ip
 from arena.errors import ArenaError
 from arena.live import live_text
+from inference.backends import failure_facts
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,16 @@ class DirectDispatch:
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+
+def _turn_seen(frame: dict) -> tuple[int, int] | None:
+    """The (turn, attempt) a vote frame says its page showed; None if it doesn't say."""
+    turn, attempt = frame.get("turn"), frame.get("attempt")
+    if turn is None and attempt is None:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (turn, attempt)):
+        raise ArenaError("turn and attempt must be whole numbers.")
+    return turn, attempt
 
 
 class ArenaConsumer(DirectDispatch, AsyncWebsocketConsumer):
@@ -132,9 +146,25 @@ class ArenaConsumer(DirectDispatch, AsyncWebsocketConsumer):
 
     async def _do_vote(self, frame: dict) -> None:
         battle_id = self._battle_of(frame)
-        await db(services.vote_cast)(
-            battle_id=battle_id, client=self.client, outcome=frame.get("outcome")
-        )
+        seen = _turn_seen(frame)
+
+        def cast() -> None:
+            # The page says which turn and attempt it showed: if another tab of this battle has
+            # sent a follow-up or regenerated since, the vote would be on replies this page never
+            # showed. (A change after this check leaves the new replies unfinished, and vote_cast
+            # refuses a vote until they are done.)
+            if seen is not None and selectors.turn_last_ref(battle_id=battle_id) != seen:
+                raise ArenaError(
+                    "The replies changed in another tab; here they are now. Read them, then vote.", code="stale"
+                )
+            services.vote_cast(battle_id=battle_id, client=self.client, outcome=frame.get("outcome"))
+
+        try:
+            await db(cast)()
+        except ArenaError as exc:
+            if exc.code == "stale":
+                await self._send_state()
+            raise
         # The reveal arrives through the group once the vote has committed.
 
     async def _do_join(self, frame: dict) -> None:
@@ -163,6 +193,8 @@ class ArenaConsumer(DirectDispatch, AsyncWebsocketConsumer):
         await self._forward("done", event)
 
     async def reply_failed(self, event: events.ReplyFailed) -> None:
+        if "retryable" not in event:
+            event = {**event, **failure_facts(event.get("reason", ""), event.get("failure_kind"))}
         await self._forward("failed", event)
 
     async def battle_revealed(self, event: events.BattleRevealed) -> None:

@@ -9,6 +9,7 @@ from django.db.models import F
 from arena.clients import ClientIdentity
 from arena.errors import NotFound
 from arena.models import Battle, ChatModel, Reply, Turn
+from inference.backends import failure_facts
 
 
 def _drawable():
@@ -58,6 +59,11 @@ def battle_get_for_client(*, battle_id, client: ClientIdentity, for_update: bool
 
 def turn_last(battle: Battle) -> Turn | None:
     return battle.turns.order_by("-index").first()
+
+
+def turn_last_ref(*, battle_id) -> tuple[int, int] | None:
+    """(index, attempt) of a battle's last turn, in one indexed query; None before its first."""
+    return Turn.objects.filter(battle_id=_battle_uuid(battle_id)).order_by("-index").values_list("index", "attempt").first()
 
 
 def replies_current(turn: Turn) -> dict[str, Reply]:
@@ -120,6 +126,8 @@ def battle_state_for_client(*, battle_id, client: ClientIdentity, live_text=None
             "ttft_ms": ttft_ms,
             "duration_ms": duration_ms,
         }
+        if status == Reply.Status.FAILED:
+            state_turns[-1]["sides"][side].update(failure_facts(reason))
     last_sides = state_turns[-1]["sides"] if state_turns else {}
     votable = (
         vote is None

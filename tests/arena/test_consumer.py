@@ -127,6 +127,39 @@ async def test_a_full_battle_streams_votes_and_reveals(chat_models, celery_worke
     await comm.disconnect()
 
 
+async def test_a_vote_on_replies_another_tab_has_replaced_is_refused_with_the_fresh_state(chat_models, celery_worker_process):
+    key = await new_session_key()
+    first = await connect(key)
+    await first.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "Tell me about rivers"}))
+    battle_id = (await frames_until(first, both_finished))[0]["state"]["battle"]
+    # The same person's second tab (same session) follows the battle too, showing turn 0.
+    second = await connect(key)
+    await second.send_to(text_data=json.dumps({"action": "join", "battle": battle_id}))
+    assert json.loads(await second.receive_from(timeout=5))["type"] == "state"
+    await first.send_to(text_data=json.dumps({"action": "prompt", "battle": battle_id, "text": "And lakes?"}))
+    await frames_until(first, both_finished)
+
+    # Both of turn 1's replies are done, so vote_cast alone would take it: the frame says what was shown.
+    await second.send_to(text_data=json.dumps(
+        {"action": "vote", "battle": battle_id, "outcome": "a", "turn": 0, "attempt": 0}))
+    frames = await frames_until(second, lambda f, _: f["type"] == "error")
+    state = next(f for f in frames if f["type"] == "state")["state"]
+    assert [t["prompt"] for t in state["turns"]] == ["Tell me about rivers", "And lakes?"]
+    assert frames[-1]["code"] == "stale" and frames[-1]["action"] == "vote"
+    assert await sync_to_async(Vote.objects.count)() == 0
+    for bad in ({"turn": "1", "attempt": 0}, {"turn": 1, "attempt": True}, {"turn": -1, "attempt": 0}, {"turn": 1}):
+        await second.send_to(text_data=json.dumps({"action": "vote", "battle": battle_id, "outcome": "a", **bad}))
+        assert json.loads(await second.receive_from(timeout=5))["code"] == "invalid"
+    # The turn it shows now: counted.
+    await second.send_to(text_data=json.dumps(
+        {"action": "vote", "battle": battle_id, "outcome": "a", "turn": 1, "attempt": 0}))
+    frames = await frames_until(second, lambda f, _: f["type"] in ("revealed", "error"))
+    assert frames[-1]["type"] == "revealed"
+    assert await sync_to_async(Vote.objects.count)() == 1
+    await first.disconnect()
+    await second.disconnect()
+
+
 @pytest.fixture
 def slow_models(db):
     """Models slow enough (25 tokens/s) that a reconnect surely lands mid-stream."""
@@ -208,6 +241,13 @@ async def test_a_prompt_over_the_models_token_limit_fails_once_with_a_clear_reas
     for reason in failed.values():
         assert reason.startswith("This conversation is too long for this model (")
         assert "it accepts 48, keeping room for a 16-token reply). Start a new battle with a shorter prompt." in reason
+    # The page is told a retry can't help, live and in a snapshot.
+    for frame in (f for f in frames if f["type"] == "failed"):
+        assert frame["retryable"] is False and frame["failure_kind"] == "too_long"
+    await comm.send_to(text_data=json.dumps({"action": "join", "battle": frames[0]["state"]["battle"]}))
+    sides = json.loads(await comm.receive_from(timeout=5))["state"]["turns"][0]["sides"]
+    for side in sides.values():
+        assert side["status"] == "failed" and side["retryable"] is False and side["failure_kind"] == "too_long"
     await comm.disconnect()
     # Permanent, so not retried (one request per server), and no mark against the servers' health.
     for model in small_context_models:

@@ -9,7 +9,7 @@ import redis
 from django.conf import settings
 from playwright.sync_api import expect
 
-from arena.models import Battle, ChatModel, Turn, Vote
+from arena.models import Battle, ChatModel, Reply, Turn, Vote
 from inference.devserver import DevServerConfig, serve_in_thread
 from tests.conftest import process_group_stop, slow_models_serving, web_start
 
@@ -410,3 +410,381 @@ def test_pages_load_without_console_errors_and_have_an_icon(page, live_stack, ch
         assert answer.status == 200 and "svg" in answer.headers["content-type"], (icon, answer.status)
     expect(page.get_by_test_id("leaderboard-empty")).to_be_visible()
     assert errors == [] and failed == [], (errors, failed)
+
+
+# --- MEDIUM: two tabs of one battle -------------------------------------------------------------
+
+EVENT_TYPES = ("started", "delta", "done", "failed")
+
+
+def user_prompts(page, side: str = "a"):
+    return page.get_by_test_id(f"reply-{side}").locator(".msg.user")
+
+
+def sent_frames(page, action: str) -> list:
+    frames = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda p: frames.append(p) if f'"action":"{action}"' in p else None))
+    return frames
+
+
+def wait_turns_done(page, turns: int) -> None:
+    for side in ("a", "b"):
+        expect(page.get_by_test_id(f"reply-{side}").locator(".msg.bot.done")).to_have_count(turns, timeout=20_000)
+
+
+def assert_same_replies(page, other) -> None:
+    for side in ("a", "b"):
+        bots = f'[data-testid="reply-{side}"] .msg.bot'
+        texts = page.evaluate(f"() => [...document.querySelectorAll('{bots}')].map((el) => el.innerText)")
+        assert texts == other.evaluate(f"() => [...document.querySelectorAll('{bots}')].map((el) => el.innerText)")
+
+
+def wait_for(predicate, what: str, timeout: float = 20) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def pump_until(page, predicate, what: str, timeout: float = 20) -> None:
+    """Wait for something Playwright's event handlers record (they run while the page is awaited)."""
+    for _ in range(int(timeout * 10)):
+        if predicate():
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def duplicated_tab(context, base_url: str, battle_id):
+    """A second tab with the first's sessionStorage, as the browser's "Duplicate tab" makes it."""
+    tab = context.new_page()
+    tab.add_init_script(f"sessionStorage.setItem('arena.battle', '{battle_id}')")
+    return tab
+
+
+def test_a_second_tab_of_the_battle_follows_turns_and_regenerates_sent_in_the_first(chromium, live_stack, chat_models):
+    context = chromium.new_context()
+    first = context.new_page()
+    first.goto(live_stack.base_url + "/")
+    send(first, "A first question")
+    wait_both_ended(first)
+    second = duplicated_tab(context, live_stack.base_url, Battle.objects.get().id)
+    joins = sent_frames(second, "join")
+    second.goto(live_stack.base_url + "/")
+    expect(user_prompts(second)).to_have_text(["A first question"])
+    expect(second.get_by_test_id("vote-a")).to_be_enabled()
+    assert len(joins) == 1
+
+    # A follow-up in the first tab shows in the second, which asks for one fresh snapshot (not
+    # one per token) and can vote only once it shows the new replies.
+    send(first, "A follow-up")
+    expect(user_prompts(second)).to_have_text(["A first question", "A follow-up"], timeout=10_000)
+    wait_turns_done(first, 2)
+    wait_turns_done(second, 2)
+    assert_same_replies(first, second)
+    assert len(joins) == 2, joins
+    expect(second.get_by_test_id("vote-a")).to_be_enabled()
+
+    # A regenerate in the first tab: the second asks for the new attempt once, and shows it.
+    first.get_by_test_id("regenerate").click()
+    wait_for(lambda: Reply.objects.filter(attempt=1, status="done").count() == 2, "the new attempt")
+    pump_until(second, lambda: len(joins) == 3, "the second tab's fresh snapshot")
+    wait_turns_done(first, 2)
+    wait_turns_done(second, 2)
+    assert_same_replies(first, second)
+    assert len(joins) == 3, joins
+
+    # The second tab's own follow-up: accepted, its box emptied, its controls back once answered.
+    send(second, "A question from the second tab")
+    expect(second.get_by_test_id("prompt")).to_have_value("")
+    for side in ("a", "b"):
+        expect(second.get_by_test_id(f"reply-{side}").locator(".msg.bot.done")).to_have_count(3, timeout=20_000)
+    expect(second.get_by_test_id("send")).to_be_enabled()
+    expect(second.get_by_test_id("regenerate")).to_be_enabled()
+    expect(user_prompts(first)).to_have_text(["A first question", "A follow-up", "A question from the second tab"])
+    context.close()
+
+
+def test_a_tab_that_missed_another_tabs_turn_cannot_vote_on_old_replies_nor_get_stuck(chromium, live_stack, chat_models):
+    import json
+
+    context = chromium.new_context()
+    first = context.new_page()
+    first.goto(live_stack.base_url + "/")
+    send(first, "A first question")
+    wait_both_ended(first)
+    second = duplicated_tab(context, live_stack.base_url, Battle.objects.get().id)
+    # The second tab misses every reply event while `deaf` (asleep, say), yet its socket stays up.
+    deaf = {"on": False}
+
+    def route(ws):
+        server = ws.connect_to_server()
+        server.on_message(lambda m: None if deaf["on"] and json.loads(m)["type"] in EVENT_TYPES else ws.send(m))
+
+    second.route_web_socket("**/ws/arena/", route)
+    second.goto(live_stack.base_url + "/")
+    expect(user_prompts(second)).to_have_text(["A first question"])
+    deaf["on"] = True
+    send(first, "A follow-up")
+    for side in ("a", "b"):
+        expect(first.get_by_test_id(f"reply-{side}").locator(".msg.bot.done")).to_have_count(2, timeout=20_000)
+
+    # Its vote is on replies it shows, not on the new turn: the server refuses it and sends the
+    # battle as it is now.
+    expect(second.get_by_test_id("vote-a")).to_be_enabled()
+    second.get_by_test_id("vote-a").click()
+    expect(user_prompts(second)).to_have_text(["A first question", "A follow-up"])
+    expect(second.get_by_test_id("composer-error")).to_contain_text("changed in another tab")
+    assert Vote.objects.count() == 0
+
+    # Stale again, it sends a follow-up: the server makes it turn 3, not the turn 2 it expected;
+    # the tab takes that as its answer all the same (no Send stuck off until a reload).
+    send(first, "A third question")
+    for side in ("a", "b"):
+        expect(first.get_by_test_id(f"reply-{side}").locator(".msg.bot.done")).to_have_count(3, timeout=20_000)
+    second.wait_for_timeout(500)  # the second tab's copies of those events pass (and are dropped)
+    deaf["on"] = False
+    expect(user_prompts(second)).to_have_count(2)
+    send(second, "A question from the second tab")
+    expect(second.get_by_test_id("prompt")).to_have_value("")
+    expect(user_prompts(second)).to_have_text(
+        ["A first question", "A follow-up", "A third question", "A question from the second tab"])
+    for side in ("a", "b"):
+        expect(second.get_by_test_id(f"reply-{side}").locator(".msg.bot.done")).to_have_count(4, timeout=20_000)
+    expect(second.get_by_test_id("send")).to_be_enabled()
+    expect(second.get_by_test_id("regenerate")).to_be_enabled()
+    expect(second.get_by_test_id("composer-error")).to_be_hidden()
+    second.get_by_test_id("vote-tie").click()
+    expect(second.get_by_test_id("vote-result")).to_contain_text("You voted: a tie", timeout=10_000)
+    context.close()
+
+
+# --- MEDIUM: focus after Send, Regenerate and Retry ---------------------------------------------
+
+
+def test_focus_stays_on_the_page_after_send_retry_and_regenerate(page, live_stack, devserver_urls, odd_servers):
+    ChatModel.objects.create(name="zephyr-7b-beta", endpoint_url=devserver_urls[0], template="zephyr", timeout_seconds=20)
+    ChatModel.objects.create(name="faulty-model", endpoint_url=odd_servers.faulty, template="chatml", timeout_seconds=20)
+    page.goto(live_stack.base_url + "/")
+    box = page.get_by_test_id("prompt")
+    expect(page.get_by_test_id("send")).to_be_enabled()
+    box.fill("Tell me about the history of tea")
+    page.get_by_test_id("send").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("reply-a").locator(".msg.user")).to_have_count(1)
+    expect(box).to_be_focused()  # ready for the next prompt
+
+    failed = page.locator('[data-testid^="error-"]:visible')
+    expect(failed).to_have_count(1, timeout=20_000)
+    bad = failed.get_attribute("data-testid").removeprefix("error-")
+    good = "b" if bad == "a" else "a"
+    expect(page.get_by_test_id(f"reply-{good}").locator(".msg.bot.done")).to_have_count(1, timeout=20_000)
+    page.get_by_test_id(f"retry-{bad}").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id(f"reply-{bad}")).to_be_focused()  # the reply being written again
+    wait_for(lambda: Reply.objects.filter(attempt=1, side=bad, status="failed").exists(), "the retry to fail")
+    expect(failed).to_have_count(1, timeout=20_000)  # it fails again (the server always does)
+    expect(page.get_by_test_id("regenerate")).to_be_enabled()
+
+    page.get_by_test_id("regenerate").focus()
+    page.keyboard.press("Space")
+    expect(page.get_by_test_id("reply-a")).to_be_focused()
+    assert page.evaluate("() => document.activeElement !== document.body")
+    wait_for(lambda: Reply.objects.filter(attempt=2, status__in=("done", "failed")).count() == 2, "the regenerate to end")
+    expect(failed).to_have_count(1, timeout=20_000)
+    expect(page.get_by_test_id("regenerate")).to_be_enabled()
+
+
+# --- MEDIUM: wide tables --------------------------------------------------------------------------
+
+
+def test_a_wide_table_scrolls_inside_its_column_without_breaking_words(page, live_stack, chat_models):
+    columns = 14
+    table = "\n".join([
+        "| " + " | ".join(f"Column{i}" for i in range(columns)) + " |",
+        "|" + "---|" * columns,
+        *("| " + " | ".join(f"value{r}x{c}" for c in range(columns)) + " |" for r in range(3)),
+    ])
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(live_stack.base_url + "/")
+    send(page, f"[[devserver:echo]]\n\nA table:\n\n{table}\n\nAfter the table.")
+    wait_both_ended(page)
+    for viewport in ({"width": 1280, "height": 800}, MOBILE):
+        page.set_viewport_size(viewport)
+        width = page_width(page)
+        assert width["scroll"] <= width["view"], f"the page is wider than the window at {viewport}: {width}"
+        for side in ("a", "b"):
+            panel = page.get_by_test_id(f"reply-{side}")
+            found = panel.locator("table").evaluate("""(table) => {
+                const lines = (cell) => { const r = document.createRange(); r.selectNodeContents(cell); return r.getClientRects().length; };
+                const cells = [...table.querySelectorAll("th, td")];
+                const box = table.getBoundingClientRect(), column = table.closest(".transcript").getBoundingClientRect();
+                return {
+                    cells: cells.length,
+                    broken: cells.filter((c) => lines(c) !== 1).map((c) => c.textContent),
+                    scrolls: table.scrollWidth > table.clientWidth,
+                    overflow: getComputedStyle(table).overflowX,
+                    inside: box.left >= column.left - 1 && box.right <= column.right + 1,
+                };
+            }""")
+            assert found["cells"] == columns * 4, found
+            assert found["broken"] == [], (viewport, side, found)
+            assert found["scrolls"] and found["overflow"] == "auto", (viewport, side, found)
+            assert found["inside"], (viewport, side, found)
+
+
+# --- MEDIUM: Regenerate pressed twice ---------------------------------------------------------------
+
+
+def test_regenerate_pressed_twice_sends_once_and_an_out_of_date_refusal_goes_away(chromium, live_stack, chat_models):
+    context = chromium.new_context()
+    page = context.new_page()
+    regenerates = sent_frames(page, "regenerate")
+    page.goto(live_stack.base_url + "/")
+    send(page, "Which is better, tea or coffee?")
+    wait_both_ended(page)
+    page.get_by_test_id("regenerate").dblclick()
+    page.wait_for_function("() => document.querySelectorAll('.msg.bot.done').length < 2", timeout=10_000)
+    wait_both_ended(page)
+    assert len(regenerates) == 1, regenerates
+    assert Turn.objects.get().attempt == 1
+    expect(page.get_by_test_id("composer-error")).to_be_hidden()
+
+    # Should two frames go out anyway (another tab's Regenerate, say), the refusal of the second
+    # says to wait, and goes once both replies have finished.
+    twice = context.new_page()
+
+    def route(ws):
+        server = ws.connect_to_server()
+
+        def to_server(message):
+            for _ in range(2 if '"action":"regenerate"' in message else 1):
+                server.send(message)
+
+        ws.on_message(to_server)
+
+    twice.route_web_socket("**/ws/arena/", route)
+    twice.goto(live_stack.base_url + "/")
+    send(twice, "Which is better, rain or snow?")
+    wait_both_ended(twice)
+    twice.get_by_test_id("regenerate").click()
+    error = twice.get_by_test_id("composer-error")
+    expect(error).to_have_text("Wait until both replies have finished.")
+    wait_both_ended(twice)
+    expect(error).to_be_hidden()
+    assert list(Turn.objects.filter(prompt__contains="rain").values_list("attempt", flat=True)) == [1]
+    context.close()
+
+
+# --- MEDIUM: a failure no retry can fix -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_context_servers():
+    """Two model servers that take at most 64 tokens, prompt and reply together."""
+    configs = [
+        DevServerConfig(model_id=name, time_to_first_token=0, tokens_per_second=0, max_input_tokens=48, max_total_tokens=64)
+        for name in ("small-1", "small-2")
+    ]
+    with serve_in_thread(configs[0]) as url_1, serve_in_thread(configs[1]) as url_2:
+        yield url_1, url_2
+
+
+def test_a_prompt_too_long_for_the_models_offers_no_retry_and_says_to_start_again(page, live_stack, small_context_servers):
+    for i, url in enumerate(small_context_servers, 1):
+        ChatModel.objects.create(name=f"small-{i}", endpoint_url=url, template="zephyr", parameters={"max_new_tokens": 16})
+    page.goto(live_stack.base_url + "/")
+    send(page, "tea " * 100)
+    hint = page.get_by_test_id("send-hint")
+    for reload in (False, True):  # live, then from the snapshot a reload gets
+        if reload:
+            page.reload()
+        for side in ("a", "b"):
+            expect(page.get_by_test_id(f"error-{side}")).to_be_visible(timeout=20_000)
+            expect(page.get_by_test_id(f"error-{side}")).to_contain_text("This conversation is too long for this model")
+            expect(page.get_by_test_id(f"retry-{side}")).to_be_hidden()
+        expect(hint).to_have_text(
+            "This conversation is too long for both models, so retrying won't help. Start a new round with a shorter prompt.")
+        expect(page.get_by_test_id("regenerate")).to_be_disabled()
+        expect(page.get_by_test_id("send")).to_be_disabled()
+    page.get_by_test_id("new-round").click()
+    expect(hint).to_be_hidden()
+    expect(page.get_by_test_id("send")).to_be_enabled()
+
+    # Models set to write more than their servers accept at all: an admin's fix, not a retry.
+    ChatModel.objects.update(parameters={"max_new_tokens": 100})
+    send(page, "Hello")
+    for side in ("a", "b"):
+        expect(page.get_by_test_id(f"error-{side}")).to_contain_text("an admin must lower its max_new_tokens", timeout=20_000)
+        expect(page.get_by_test_id(f"retry-{side}")).to_be_hidden()
+    expect(hint).to_have_text(
+        "Retrying won't help: neither model can answer until an admin changes its settings. Start a new round.")
+    expect(page.get_by_test_id("regenerate")).to_be_disabled()
+
+
+# --- LOW: the cursor, the Send row, right-to-left text, quotes, the icon everywhere ------------------
+
+
+def test_the_cursor_follows_the_last_character_and_the_send_row_stays_put(page, live_stack):
+    words = " ".join(f"word{i}" for i in range(400))
+    with slow_models_serving(tokens_per_second=40, max_new_tokens=300):
+        page.set_viewport_size({"width": 1280, "height": 800})
+        page.goto(live_stack.base_url + "/")
+        expect(page.get_by_test_id("send")).to_be_enabled()
+        # Where the Send row sits under the prompt box (the columns above grow as replies come).
+        row = lambda: page.get_by_test_id("send").bounding_box()["y"] - page.get_by_test_id("prompt").bounding_box()["y"]  # noqa: E731
+        below_box = row()
+        send(page, f"[[devserver:echo]]\n\nA first paragraph.\n\n{words}")
+        expect(page.get_by_test_id("send-hint")).to_be_visible()
+        streaming = page.get_by_test_id("reply-a").locator(".msg.bot.streaming")
+        expect(streaming).to_contain_text("word3 ", timeout=20_000)
+        assert row() == below_box, "the hint moved the Send row"
+        for _ in range(3):
+            place = streaming.evaluate("""(bot) => {
+                const cursors = bot.querySelectorAll(".cursor");
+                if (cursors.length !== 1) return {count: cursors.length};
+                const cursor = cursors[0], before = cursor.previousSibling;
+                const r = document.createRange();
+                r.setStart(before, before.length - 1);
+                r.setEnd(before, before.length);
+                const last = [...r.getClientRects()].pop(), at = cursor.getBoundingClientRect();
+                return {count: 1, parent: cursor.parentElement.tagName, lastBlock: cursor.parentElement === bot.querySelector(".md").lastElementChild,
+                        sameLine: Math.abs(at.top - last.top) < 3, after: at.left >= last.right - 1};
+            }""")
+            assert place == {"count": 1, "parent": "P", "lastBlock": True, "sameLine": True, "after": True}, place
+            page.wait_for_timeout(150)
+        wait_both_ended(page, timeout=30_000)
+        expect(page.locator(".cursor")).to_have_count(0)
+        expect(page.get_by_test_id("send-hint")).to_be_hidden()
+        assert row() == below_box
+
+
+def test_right_to_left_text_and_quotes_read_as_they_should(page, live_stack, chat_models):
+    page.goto(live_stack.base_url + "/")
+    box = page.get_by_test_id("prompt")
+    expect(box).to_have_attribute("dir", "auto")
+    box.fill("مرحبا بالعالم، كيف حالك اليوم؟\n\n> שלום עולם\n\n[[devserver:echo]]")
+    assert box.evaluate("(el) => getComputedStyle(el).direction") == "rtl"
+    page.get_by_test_id("send").click()
+    wait_both_ended(page)
+    for side in ("a", "b"):
+        panel = page.get_by_test_id(f"reply-{side}")
+        assert panel.locator(".msg.user").evaluate("(el) => [el.dir, getComputedStyle(el).direction]") == ["auto", "rtl"]
+        reply = panel.locator(".msg.bot .md")
+        assert reply.evaluate("(el) => [el.dir, getComputedStyle(el).direction]") == ["auto", "rtl"]
+        quote = reply.locator("blockquote")
+        style = quote.evaluate("""(el) => { const s = getComputedStyle(el);
+            return {border: parseFloat(s.borderInlineStartWidth), padding: parseFloat(s.paddingInlineStart)}; }""")
+        assert style["border"] >= 2 and style["padding"] > 0, style
+
+
+def test_every_page_has_the_icon_even_the_admin(page, live_stack):
+    answer = page.request.get(live_stack.base_url + "/favicon.ico")
+    assert answer.status == 200 and "svg" in answer.headers["content-type"], answer.status
+    failed = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto(live_stack.base_url + "/admin/login/")
+    page.wait_for_load_state("load")
+    assert failed == [], failed

@@ -197,9 +197,31 @@ async def test_a_conversation_over_the_model_s_token_limits_fails_with_a_clear_f
 def test_tgi_s_length_errors_become_sentences_for_people(error, expected):
     from text_generation.errors import ValidationError
 
-    from inference.backends import _failure_from_client_error
+    from inference.backends import _failure_from_client_error, failure_facts
 
     failure = _failure_from_client_error(ValidationError(error))
     assert failure.message == expected and not failure.retryable
+    # Permanent, and known as such from the stored sentence alone: the page offers no retry.
+    assert failure.permanent
+    assert failure_facts(failure.message) == {"failure_kind": failure.kind, "retryable": False}
     other = _failure_from_client_error(ValidationError("Input validation error: `temperature` must be strictly positive"))
     assert other.kind == "validation" and "`temperature` must be strictly positive" in other.message
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "The model failed while generating: CUDA out of memory",
+        "The model server is overloaded; try again shortly.",
+        "The worker generating this reply stopped. Regenerate to try again.",
+        "The model took too long to answer.",
+        "",
+        # Model-like text quoted in another failure doesn't make it permanent.
+        "Unexpected answer from the model server: This conversation is too long for this model (",
+    ],
+)
+def test_other_failures_may_be_retried(reason):
+    from inference.backends import failure_facts
+
+    assert failure_facts(reason) == {"failure_kind": "", "retryable": True}
+    assert failure_facts(reason, "too_long") == {"failure_kind": "too_long", "retryable": False}

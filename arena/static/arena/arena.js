@@ -23,6 +23,11 @@
   // The prompt sent and not yet answered: its text stays in the box until the server accepts it.
   let pendingPrompt = null;  // {text, battle, index, previous}
   let pendingVote = null;  // the outcome sent and not yet answered
+  let pendingRegenerate = null;  // {battle, index, attempt}: a regenerate or retry sent and not yet answered
+  // A join sent for a fresh snapshot (an event named a turn or attempt this page doesn't have:
+  // another tab of the same battle sent a follow-up or a regenerate), not yet answered.
+  let resyncing = false;
+  let composerErrorAt = null;  // the state a refusal by the prompt box was about; cleared when it changes
   let voteRefused = null;  // the outcome the server just refused (focus goes back to its button)
   const form = byTestId("composer");
   let modelsReady = form.dataset.modelsReady !== "false";
@@ -49,6 +54,8 @@
     socket.addEventListener("close", () => {
       // Whatever was in flight is lost with the connection; the prompt is still in its box.
       pendingPrompt = null;
+      pendingRegenerate = null;
+      resyncing = false;  // the join on reconnecting brings a fresh snapshot anyway
       if (pendingVote) {
         pendingVote = null;
         scheduleRender();
@@ -76,18 +83,55 @@
   function sideOf(ev) {
     if (!battle || ev.battle !== battle.battle) return null;
     const turn = battle.turns.find((t) => t.index === ev.turn);
-    if (!turn || turn.attempt !== ev.attempt) return null;
+    if (!turn || turn.attempt !== ev.attempt) {
+      const last = currentTurn();
+      if (!last || ev.turn > last.index || (turn && ev.attempt > turn.attempt)) {
+        // Newer than anything here: another tab of this battle sent a follow-up or regenerated.
+        // What this page shows is out of date, so no vote on it until a fresh snapshot arrives.
+        battle.votable = false;
+        resync();
+      }
+      return null;  // an older attempt's late event: nothing to show
+    }
     turn.sides[ev.side] = turn.sides[ev.side] || { status: "queued", text: "", offset: 0, reason: "" };
     return turn.sides[ev.side];
   }
 
-  // Is this snapshot the server's answer to the prompt we sent: the turn it added (a snapshot
-  // answering an earlier join has one turn fewer, or is of the previous battle)?
+  // Ask once for a fresh snapshot of this battle (however many events prompted it).
+  function resync() {
+    if (resyncing || !battle || !socket || socket.readyState !== WebSocket.OPEN) return;
+    resyncing = true;
+    socket.send(JSON.stringify({ action: "join", battle: battle.battle }));
+  }
+
+  // Python's str.strip() and JavaScript's trim() disagree on a few characters at the ends.
+  const promptKey = (text) => (text || "").replace(/^[\s\x1c-\x1f\x85]+|[\s\x1c-\x1f\x85]+$/g, "");
+
+  // Is this snapshot the server's answer to the prompt we sent: a turn with our text at or after
+  // the index we expected (later if another tab added turns meanwhile)? A snapshot answering an
+  // earlier join has fewer turns, or another prompt last, or is of the previous battle.
   function acceptsPending(state) {
     const p = pendingPrompt;
     if (!p || !state || !state.turns.length) return false;
-    if (state.turns[state.turns.length - 1].index !== p.index) return false;
+    const last = state.turns[state.turns.length - 1];
+    if (last.index < p.index || promptKey(last.prompt) !== promptKey(p.text)) return false;
     return p.battle ? state.battle === p.battle : state.battle !== p.previous;
+  }
+
+  // Does this snapshot show the regenerate we sent (a newer attempt), or has the battle moved on?
+  function answersRegenerate(state) {
+    const p = pendingRegenerate;
+    if (!p) return false;
+    if (!state || state.battle !== p.battle || !state.turns.length) return true;
+    const last = state.turns[state.turns.length - 1];
+    return last.index > p.index || last.attempt > p.attempt;
+  }
+
+  // What a refusal by the prompt box can be about: the battle, its last turn and the sides' states.
+  function stateKey() {
+    const turn = currentTurn();
+    if (!turn) return battle ? battle.battle : "";
+    return [battle.battle, turn.index, turn.attempt, ...SIDES.map((s) => (turn.sides[s] ? turn.sides[s].status : ""))].join(":");
   }
 
   function onFrame(msg) {
@@ -100,6 +144,8 @@
           showComposerError("");
           if (!modelsReady) setModelsReady(true);  // a battle started: there were models after all
         }
+        if (answersRegenerate(msg.state)) pendingRegenerate = null;
+        resyncing = false;
         battle = msg.state;
         if (battle && battle.voted) pendingVote = null;
         if (battle) sessionStorage.setItem(STORAGE_KEY, battle.battle);
@@ -116,7 +162,7 @@
         side.status = "streaming";
         if (msg.offset > side.offset) {
           // A gap (a delta was lost): ask for a fresh snapshot instead of showing broken text.
-          send({ action: "join", battle: battle.battle });
+          resync();
           break;
         }
         const fresh = cpSlice(msg.text, side.offset - msg.offset);
@@ -132,7 +178,12 @@
       }
       case "failed": {
         const side = sideOf(msg);
-        if (side) Object.assign(side, { status: "failed", text: msg.text, offset: cpLen(msg.text), reason: msg.reason });
+        if (side) {
+          Object.assign(side, {
+            status: "failed", text: msg.text, offset: cpLen(msg.text), reason: msg.reason,
+            retryable: msg.retryable !== false, failure_kind: msg.failure_kind || "",
+          });
+        }
         if (battle) battle.votable = false;
         break;
       }
@@ -153,20 +204,24 @@
   }
 
   function onError(msg) {
+    // A refusal because of the battle's state ("wait until both replies have finished") goes away
+    // once that state changes; others (a rate limit, a prompt too long) stay until the next try.
+    const aboutState = msg.code === "not_allowed" || msg.code === "stale";
     switch (msg.action) {
       case "prompt":
         // Refused: the text was never taken out of the box, so nothing typed is lost.
         pendingPrompt = null;
         if (msg.code === "no_models") setModelsReady(false);
-        else showComposerError(msg.message);
+        else showComposerError(msg.message, { aboutState });
         break;
       case "vote":
         if (battle && battle.voted) break;  // the vote that was counted is shown; nothing to add
         voteRefused = pendingVote;
         pendingVote = null;
-        showComposerError(msg.message);
+        showComposerError(msg.message, { aboutState });
         break;
       case "join":
+        resyncing = false;
         if (msg.code === "not_found") {
           // A battle remembered from before that no longer exists here: start afresh, quietly.
           sessionStorage.removeItem(STORAGE_KEY);
@@ -176,11 +231,17 @@
         }
         break;
       case "regenerate":
-        showComposerError(msg.message);
+        pendingRegenerate = null;
+        showComposerError(msg.message, { aboutState });
         break;
       default:
         showStatus(msg.message);
     }
+  }
+
+  function lastTurnAny(statuses) {
+    const turn = currentTurn();
+    return !!turn && SIDES.some((s) => !turn.sides[s] || statuses.includes(turn.sides[s].status));
   }
 
   function lastTurnAll(status) {
@@ -211,14 +272,49 @@
   function drawTurn(panel, turn) {
     const user = document.createElement("div");
     user.className = "msg user";
+    user.dir = "auto";  // a prompt in Arabic or Hebrew reads right to left
     user.textContent = turn.prompt;  // the user's own text, shown verbatim
     const bot = document.createElement("div");
     const md = document.createElement("div");
     md.className = "md";
+    md.dir = "auto";
     const note = document.createElement("span");
+    note.className = "waiting";
+    const cursor = document.createElement("span");
+    cursor.className = "cursor";
+    cursor.setAttribute("aria-hidden", "true");
+    cursor.textContent = "▍";
     bot.append(md, note);
     panel.append(user, bot);
-    return { index: turn.index, prompt: turn.prompt, attempt: null, status: null, text: null, user, bot, md, note };
+    return { index: turn.index, prompt: turn.prompt, attempt: null, status: null, text: null, user, bot, md, note, cursor };
+  }
+
+  // The streaming cursor sits right after the last character: inside the innermost last element
+  // of the reply (its last paragraph, the last item of a list, the code of a code block).
+  const VOID_TAGS = new Set(["BR", "HR", "IMG", "WBR", "INPUT"]);
+  function cursorPlace(md, cursor) {
+    let holder = md;
+    for (;;) {
+      let last = holder.lastChild;
+      while (last && last.nodeType === Node.TEXT_NODE && !last.data.trim()) last = last.previousSibling;
+      if (!last || last.nodeType !== Node.ELEMENT_NODE || VOID_TAGS.has(last.tagName)) break;
+      holder = last;
+    }
+    const tail = holder.lastChild;
+    if (tail && tail.nodeType === Node.TEXT_NODE && tail.data.endsWith("\n") && holder.closest("pre")) {
+      holder.insertBefore(cursor, tail.splitText(tail.data.length - 1));  // before a code block's closing newline
+    } else {
+      holder.append(cursor);
+    }
+  }
+
+  // Taken out before the reply is compared with its next rendering, leaving its elements exactly
+  // as they were parsed (so unchanged ones still compare equal and are kept).
+  function cursorRemove(cursor) {
+    const parent = cursor.parentNode;
+    if (!parent) return;
+    cursor.remove();
+    parent.normalize();
   }
 
   function updateReply(d, turn, side) {
@@ -229,21 +325,22 @@
       d.status = null;
     }
     if (d.text !== text) {
+      cursorRemove(d.cursor);
       morph(d.md, text ? window.renderMarkdown(text) : "");  // sanitised; see markdown.js
       d.text = text;
     }
+    const typing = side.status === "streaming" && !!text;
+    if (!typing) cursorRemove(d.cursor);
+    else if (!d.cursor.parentNode) cursorPlace(d.md, d.cursor);
     const waiting = side.status === "queued" || (side.status === "streaming" && !text);
-    const noteKind = waiting ? "waiting" : side.status === "streaming" ? "cursor" : "";
     // A reply that failed before saying anything has no bubble: the failure is said below.
     const empty = side.status === "failed" && !text;
-    const status = `${side.status}:${noteKind}:${empty}`;
+    const status = `${side.status}:${waiting}:${empty}`;
     if (d.status !== status) {
       d.status = status;
       d.bot.className = `msg bot ${side.status}`;
       d.bot.hidden = empty;
-      d.note.className = noteKind;
-      d.note.textContent = waiting ? "waiting for the model…" : noteKind === "cursor" ? "▍" : "";
-      d.note.setAttribute("aria-hidden", noteKind === "cursor" ? "true" : "false");
+      d.note.textContent = waiting ? "waiting for the model…" : "";
     }
   }
 
@@ -266,6 +363,10 @@
     const errorBox = byTestId(`error-${s}`);
     if (errorBox.hidden === failed) errorBox.hidden = !failed;
     setText(errorBox.querySelector(".side-error-text"), failed ? side.reason : "");
+    // A failure that would only happen again (too long for the model) offers no retry.
+    const retry = byTestId(`retry-${s}`);
+    const retryable = !failed || side.retryable !== false;
+    if (retry.hidden === retryable) retry.hidden = !retryable;
     setText(byTestId(`model-${s}`), battle && battle.reveal ? `— ${battle.reveal[`model_${s}`]}` : "");
   }
 
@@ -291,6 +392,11 @@
   }
 
   function render() {
+    // A refusal about the battle's state is out of date once that state has changed and settled
+    // (both replies ended): "wait until both replies have finished" goes when they have.
+    if (composerErrorAt !== null && stateKey() !== composerErrorAt && !lastTurnAny(["queued", "streaming"])) {
+      showComposerError("");
+    }
     for (const s of SIDES) renderSide(s);
     announceChanges();
     const result = byTestId("vote-result");
@@ -325,6 +431,8 @@
     const allDone = !!turn && SIDES.every((s) => status(s) === "done");
     const ended = !!turn && SIDES.every((s) => ["done", "failed"].includes(status(s)));
     const failed = turn ? SIDES.filter((s) => status(s) === "failed") : [];
+    // Sides whose failure a retry can't fix (the conversation is too long for the model).
+    const hopeless = failed.filter((s) => turn.sides[s].retryable === false);
     const newBattle = !battle || voted;
 
     let canSend, hint = "";
@@ -335,6 +443,12 @@
       hint = `This battle has reached its ${maxTurns} turns; vote, or start a new round.`;
     } else if (allDone) {
       canSend = true;
+    } else if (ended && hopeless.length) {
+      canSend = false;
+      const one = hopeless.length === 1 ? `model ${hopeless[0].toUpperCase()}` : "";
+      hint = hopeless.some((s) => turn.sides[s].failure_kind === "too_long")
+        ? `This conversation is too long for ${one || "both models"}, so retrying won't help. Start a new round with a shorter prompt.`
+        : `Retrying won't help: ${one ? `${one} can't` : "neither model can"} answer until an admin changes its settings. Start a new round.`;
     } else if (ended) {
       canSend = false;
       hint = failed.length === 2
@@ -353,12 +467,14 @@
     const reveal = battle && battle.reveal;
     for (const o of OUTCOMES) {
       const button = byTestId(`vote-${o}`);
-      button.disabled = !(open && allDone && !voted && !pendingVote);
+      // Not while a fresh snapshot is on its way: the vote would be on replies not yet shown here.
+      button.disabled = !(open && allDone && !voted && !pendingVote && !resyncing);
       const pressed = reveal ? reveal.outcome === o : pendingVote === o;
       button.setAttribute("aria-pressed", pressed ? "true" : "false");
     }
-    byTestId("regenerate").disabled = !(open && ended && !voted && !pendingPrompt);
-    for (const s of SIDES) byTestId(`retry-${s}`).disabled = !(open && ended && !voted && !pendingPrompt);
+    const canRerun = open && ended && !voted && !pendingPrompt && !pendingRegenerate && !resyncing;
+    byTestId("regenerate").disabled = !(canRerun && !hopeless.length);
+    for (const s of SIDES) byTestId(`retry-${s}`).disabled = !canRerun;
   }
 
   function canSendNow() {
@@ -372,8 +488,10 @@
   }
 
   // Errors answering what the user just did appear by the prompt box, where they are looking.
-  function showComposerError(text) {
+  // `aboutState`: the refusal was about the battle's state, so it goes once that state changes.
+  function showComposerError(text, { aboutState = false } = {}) {
     const box = byTestId("composer-error");
+    composerErrorAt = text && aboutState ? stateKey() : null;
     setText(box, text);
     box.hidden = !text;
     if (text) box.scrollIntoView({ block: "nearest" });
@@ -422,6 +540,13 @@
     if (send({ action: "prompt", battle: battleId, text: text })) {
       pendingPrompt = pending;  // the box is emptied when the server has accepted it
       showComposerError("");
+      // Send is about to be disabled: focus mustn't fall to the page with it. With a keyboard it
+      // goes to the prompt box, for the next prompt; on a touch screen to the replies, so that
+      // the on-screen keyboard doesn't come back over them.
+      if (document.activeElement !== box) {
+        if (touchFirst.matches) byTestId("replies").focus({ preventScroll: true });
+        else box.focus();
+      }
       updateControls();
     }
   });
@@ -440,8 +565,10 @@
   placeholderSet();
   for (const o of OUTCOMES) {
     byTestId(`vote-${o}`).addEventListener("click", () => {
-      if (!battle || pendingVote || battle.voted) return;
-      if (send({ action: "vote", battle: battle.battle, outcome: o })) {
+      const turn = currentTurn();
+      if (!battle || !turn || pendingVote || battle.voted || resyncing) return;
+      // The turn and attempt shown: the server refuses the vote if the replies changed since.
+      if (send({ action: "vote", battle: battle.battle, outcome: o, turn: turn.index, attempt: turn.attempt })) {
         pendingVote = o;  // every vote button is off until the server answers
         showComposerError("");
         const result = byTestId("vote-result");
@@ -452,17 +579,27 @@
       }
     });
   }
-  byTestId("regenerate").addEventListener("click", () => {
-    if (battle) send({ action: "regenerate", battle: battle.battle, side: null });
-  });
-  for (const s of SIDES) {
-    byTestId(`retry-${s}`).addEventListener("click", () => {
-      if (battle) send({ action: "regenerate", battle: battle.battle, side: s });
-    });
+  // Regenerate (side null) or retry one side; once until the server answers, however often clicked.
+  function regenerate(side) {
+    const turn = currentTurn();
+    if (!battle || !turn || pendingRegenerate) return;
+    if (send({ action: "regenerate", battle: battle.battle, side: side })) {
+      pendingRegenerate = { battle: battle.battle, index: turn.index, attempt: turn.attempt };
+      showComposerError("");
+      // The pressed button is about to be disabled (a retry's even hidden): focus goes to the
+      // reply being written again, not to the page. (Regenerate is down by the prompt box: the
+      // page stays where it is.)
+      byTestId(`reply-${side || "a"}`).focus({ preventScroll: !side });
+      updateControls();
+    }
   }
+  byTestId("regenerate").addEventListener("click", () => regenerate(null));
+  for (const s of SIDES) byTestId(`retry-${s}`).addEventListener("click", () => regenerate(s));
   byTestId("new-round").addEventListener("click", () => {
     battle = null;
     pendingVote = null;
+    pendingRegenerate = null;
+    resyncing = false;
     sessionStorage.removeItem(STORAGE_KEY);
     send({ action: "new_round" });
     showStatus("");
