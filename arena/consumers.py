@@ -28,7 +28,6 @@ from arena import events, selectors, services
 from arena.clients import ClientIdentity, client_identity, client_ip
 from arena.errors import ArenaError
 from arena.live import live_text
-from inference.backends import failure_facts
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +192,6 @@ class ArenaConsumer(DirectDispatch, AsyncWebsocketConsumer):
         await self._forward("done", event)
 
     async def reply_failed(self, event: events.ReplyFailed) -> None:
-        if "retryable" not in event:
-            event = {**event, **failure_facts(event.get("reason", ""), event.get("failure_kind"))}
         await self._forward("failed", event)
 
     async def battle_revealed(self, event: events.BattleRevealed) -> None:

@@ -6,7 +6,7 @@ rewritten to the public name (`delta`, `done`, ...). None of these carries a mod
 `BattleRevealed`, which is only sent after the vote has committed.
 """
 
-from typing import Literal, NotRequired, TypedDict
+from typing import Literal, TypedDict
 
 
 def battle_group(battle_id: object) -> str:
@@ -45,9 +45,9 @@ class ReplyFailed(ReplyRef):
     type: Literal["reply.failed"]
     reason: str
     text: str  # whatever was received before the failure
-    # Added by the consumer when the producer leaves them out (inference.backends.failure_facts):
-    failure_kind: NotRequired[str]  # "too_long", "misconfigured", or "" (any other)
-    retryable: NotRequired[bool]  # false when Retry / Regenerate would fail the same way
+    # inference.backends.failure_facts of the reply's stored failure kind:
+    failure_kind: str  # GenerationFailure.kind: "too_long", "misconfigured", "unavailable", …
+    retryable: bool  # false when Retry / Regenerate would fail the same way
 
 
 class BattleRevealed(TypedDict):

@@ -149,6 +149,9 @@ class Reply(models.Model):
     model = models.ForeignKey(ChatModel, on_delete=models.PROTECT, related_name="replies")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     failure_reason = models.TextField(blank=True)
+    # GenerationFailure.kind ("too_long", "unavailable", …; "" when done): tells the page whether
+    # a retry can help (inference.backends.failure_facts).
+    failure_kind = models.CharField(max_length=32, blank=True, default="")
     text = models.TextField(blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)
     token_count = models.PositiveIntegerField(default=0)

@@ -108,11 +108,11 @@ def battle_state_for_client(*, battle_id, client: ClientIdentity, live_text=None
         .order_by("turn__index", "side")
         .values_list(
             "id", "turn__index", "turn__attempt", "turn__prompt", "side", "status", "text",
-            "failure_reason", "token_count", "ttft_ms", "duration_ms",
+            "failure_reason", "failure_kind", "token_count", "ttft_ms", "duration_ms",
         )
     )
     state_turns: list[dict] = []
-    for reply_id, index, attempt, prompt, side, status, text, reason, tokens, ttft_ms, duration_ms in rows:
+    for reply_id, index, attempt, prompt, side, status, text, reason, kind, tokens, ttft_ms, duration_ms in rows:
         if not state_turns or state_turns[-1]["index"] != index:
             state_turns.append({"index": index, "attempt": attempt, "prompt": prompt, "sides": {}})
         if status == Reply.Status.STREAMING and live_text is not None:
@@ -127,7 +127,7 @@ def battle_state_for_client(*, battle_id, client: ClientIdentity, live_text=None
             "duration_ms": duration_ms,
         }
         if status == Reply.Status.FAILED:
-            state_turns[-1]["sides"][side].update(failure_facts(reason))
+            state_turns[-1]["sides"][side].update(failure_facts(kind))
     last_sides = state_turns[-1]["sides"] if state_turns else {}
     votable = (
         vote is None

@@ -35,7 +35,7 @@ from arena.selectors import (
     replies_current,
     turn_last,
 )
-from inference.backends import GenerationRequest
+from inference.backends import GenerationRequest, failure_facts
 from inference.chat_templates import PRESETS, ChatMessage
 from inference.parameters import parameters_problems
 
@@ -174,7 +174,7 @@ def turn_regenerate(*, battle_id, client: ClientIdentity, side: str | None = Non
         other = replies[("b" if side == "a" else "a")]
         Reply.objects.create(
             turn=turn, side=other.side, attempt=turn.attempt, model=other.model, status=other.status,
-            failure_reason=other.failure_reason, text=other.text, finish_reason=other.finish_reason,
+            failure_reason=other.failure_reason, failure_kind=other.failure_kind, text=other.text, finish_reason=other.finish_reason,
             token_count=other.token_count, ttft_ms=other.ttft_ms, duration_ms=other.duration_ms,
             names_identity=other.names_identity, started_at=other.started_at, finished_at=other.finished_at,
         )
@@ -253,8 +253,11 @@ def reply_finish(
     ttft_ms: int | None = None,
     duration_ms: int | None = None,
     failure: str | None = None,
+    failure_kind: str = "",
 ) -> bool:
-    """Store a reply's outcome once; False if it was already finished (e.g. by the sweeper)."""
+    """Store a reply's outcome once; False if it was already finished (e.g. by the sweeper).
+
+    `failure`: the sentence the user reads; `failure_kind`: its GenerationFailure kind."""
     status = Reply.Status.FAILED if failure else Reply.Status.DONE
     text = text_storable(text)
     with transaction.atomic():
@@ -266,6 +269,7 @@ def reply_finish(
             ttft_ms=ttft_ms,
             duration_ms=duration_ms,
             failure_reason=failure or "",
+            failure_kind=failure_kind if failure else "",
             names_identity=text_names_identity(text),
             finished_at=timezone.now(),
         )
@@ -277,7 +281,7 @@ def reply_finish(
         ref = events.reply_ref(battle_id=battle_id, turn_index=turn_index, attempt=attempt, side=side)
         group = events.battle_group(battle_id)
         if failure:
-            event: dict = {**ref, "type": "reply.failed", "reason": failure, "text": text}
+            event: dict = {**ref, "type": "reply.failed", "reason": failure, "text": text, **failure_facts(failure_kind)}
         else:
             event = {
                 **ref, "type": "reply.done", "text": text, "token_count": token_count,
@@ -303,7 +307,10 @@ def replies_sweep(*, now=None) -> int:
     for reply_id in Reply.objects.filter(status=Reply.Status.QUEUED, created_at__lt=queued_cutoff).values_list("id", flat=True):
         # Claim it as the worker would, so a late worker can't start it afterwards.
         if Reply.objects.filter(id=reply_id, status=Reply.Status.QUEUED).update(status=Reply.Status.STREAMING):
-            swept += reply_finish(reply_id=reply_id, text="", failure="No worker was free to generate this reply. Regenerate to try again.")
+            swept += reply_finish(
+                reply_id=reply_id, text="", failure="No worker was free to generate this reply. Regenerate to try again.",
+                failure_kind="no_worker",
+            )
     streaming = Reply.objects.filter(status=Reply.Status.STREAMING, started_at__lt=grace_cutoff).values_list("id", "started_at")
     redis = live_redis()
     for reply_id, started_at in streaming:
@@ -316,7 +323,7 @@ def replies_sweep(*, now=None) -> int:
             if not alive
             else "This reply took too long and was stopped. Regenerate to try again."
         )
-        swept += reply_finish(reply_id=reply_id, text=text, failure=reason)
+        swept += reply_finish(reply_id=reply_id, text=text, failure=reason, failure_kind="worker_lost" if not alive else "timeout")
     return swept
 
 

@@ -130,14 +130,6 @@ _TOO_LONG_WITH_REPLY = re.compile(
 _TOO_LONG_INPUT = re.compile(r"`inputs` must have less than (\d+) tokens\. Given: (\d+)")
 
 
-# The sentences of the permanent failures begin or end with these, which is how a stored reason
-# (a reply keeps only the sentence; see `failure_facts`) is told apart from one a retry may fix.
-_TOO_LONG_OPENING = "This conversation is too long for this model ("
-_TOO_LONG_ENDING = "Start a new battle with a shorter prompt."
-_MISCONFIGURED_OPENING = "This model is set to write up to "
-_MISCONFIGURED_ENDING = "; an admin must lower its max_new_tokens."
-
-
 def _too_long_failure(error: str) -> GenerationFailure | None:
     """A clear failure for a conversation over the model's token limits; None for other errors.
 
@@ -149,43 +141,29 @@ def _too_long_failure(error: str) -> GenerationFailure | None:
         if room < 1:  # the model's own max_new_tokens leaves no room for any prompt: an admin's fix
             return GenerationFailure(
                 "misconfigured",
-                f"{_MISCONFIGURED_OPENING}{reply:,} tokens, more than its server accepts in total "
-                f"({limit:,}){_MISCONFIGURED_ENDING}",
+                f"This model is set to write up to {reply:,} tokens, more than its server accepts in total "
+                f"({limit:,}); an admin must lower its max_new_tokens.",
             )
         return GenerationFailure(
             "too_long",
-            f"{_TOO_LONG_OPENING}{given:,} tokens; it accepts {room:,}, "
-            f"keeping room for a {reply:,}-token reply). {_TOO_LONG_ENDING}",
+            f"This conversation is too long for this model ({given:,} tokens; it accepts {room:,}, "
+            f"keeping room for a {reply:,}-token reply). Start a new battle with a shorter prompt.",
         )
     if match := _TOO_LONG_INPUT.search(error):
         limit, given = (int(g) for g in match.groups())
         return GenerationFailure(
             "too_long",
-            f"{_TOO_LONG_OPENING}{given:,} tokens; it accepts {limit:,}). {_TOO_LONG_ENDING}",
+            f"This conversation is too long for this model ({given:,} tokens; it accepts {limit:,}). "
+            "Start a new battle with a shorter prompt.",
         )
     return None
 
 
-def failure_kind_of_reason(reason: str) -> str:
-    """The kind of a failure known only by its sentence: "too_long" or "misconfigured" for the
-    permanent ones `_too_long_failure` writes, "" for any other."""
-    reason = (reason or "").strip()
-    if reason.startswith(_TOO_LONG_OPENING) and reason.endswith(_TOO_LONG_ENDING):
-        return "too_long"
-    if reason.startswith(_MISCONFIGURED_OPENING) and reason.endswith(_MISCONFIGURED_ENDING):
-        return "misconfigured"
-    return ""
-
-
-def failure_facts(reason: str, kind: str | None = None) -> dict:
-    """What a page needs to know of a failed reply beyond its sentence: `failure_kind` and whether
-    trying again can help (`retryable`: false for a conversation too long for the model, or a
-    model an admin must fix; Retry and Regenerate would fail the same way).
-
-    `kind`: the failure's kind where it is known; otherwise it is recognised from the sentence,
-    which is all a finished reply stores of its failure.
-    """
-    kind = kind or failure_kind_of_reason(reason)
+def failure_facts(kind: str) -> dict:
+    """What a page needs to know of a failed reply beyond its sentence: its `failure_kind` (as
+    stored on the reply) and whether trying again can help (`retryable`: false for a conversation
+    too long for the model, or a model an admin must fix; Retry and Regenerate would fail the
+    same way). Not `GenerationFailure.retryable`, which is about the task's own quiet retries."""
     return {"failure_kind": kind, "retryable": kind not in PERMANENT_KINDS}
 
 

@@ -157,6 +157,7 @@ def reply_generate(self, reply_id: int) -> str:
                 ttft_ms=outcome.ttft_ms,
                 duration_ms=outcome.duration_ms,
                 failure=failure.message if failure else None,
+                failure_kind=failure.kind if failure else "",
             )
         finally:
             connection.close()

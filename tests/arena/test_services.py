@@ -266,3 +266,33 @@ def test_a_reply_with_characters_postgres_cannot_store_is_still_stored(chat_mode
     assert services.reply_finish(reply_id=reply.id, text="a\x00b\ud800c") is True
     reply.refresh_from_db()
     assert reply.status == "done" and reply.text == "ab?c"
+
+
+def test_a_failure_s_kind_is_stored_shown_and_carried_to_the_next_attempt(
+    chat_models, alice, monkeypatch, django_capture_on_commit_callbacks
+):
+    from arena.selectors import battle_state_for_client
+
+    published = []
+    monkeypatch.setattr(services, "group_publish", lambda group, event: published.append(event))
+    turn = services.battle_start(client=alice, text="Q")
+    a, b = (turn.replies.get(side=s) for s in "ab")
+    Reply.objects.filter(id__in=[a.id, b.id]).update(status=Reply.Status.STREAMING)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.reply_finish(reply_id=a.id, text="", failure="Down.", failure_kind="unavailable")
+        services.reply_finish(reply_id=b.id, text="", failure="Too long.", failure_kind="too_long")
+    assert Reply.objects.get(id=b.id).failure_kind == "too_long"
+    assert [(e["failure_kind"], e["retryable"]) for e in published] == [("unavailable", True), ("too_long", False)]
+    sides = battle_state_for_client(battle_id=turn.battle_id, client=alice)["turns"][-1]["sides"]
+    assert (sides["a"]["failure_kind"], sides["a"]["retryable"]) == ("unavailable", True)
+    assert (sides["b"]["failure_kind"], sides["b"]["retryable"]) == ("too_long", False)
+
+    # Retrying side A copies side B forward with its kind: the page still knows B can't be retried.
+    services.turn_regenerate(battle_id=turn.battle_id, client=alice, side="a")
+    carried = Reply.objects.get(turn=turn, side="b", attempt=1)
+    assert carried.status == Reply.Status.FAILED and carried.failure_kind == "too_long"
+    # A reply that ends well stores no kind.
+    fresh = Reply.objects.get(turn=turn, side="a", attempt=1)
+    Reply.objects.filter(id=fresh.id).update(status=Reply.Status.STREAMING)
+    services.reply_finish(reply_id=fresh.id, text="Fine", failure_kind="ignored")
+    assert Reply.objects.get(id=fresh.id).failure_kind == ""
