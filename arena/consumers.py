@@ -145,23 +145,12 @@ class ArenaConsumer(DirectDispatch, AsyncWebsocketConsumer):
 
     async def _do_vote(self, frame: dict) -> None:
         battle_id = self._battle_of(frame)
-        seen = _turn_seen(frame)
-
-        def cast() -> None:
-            # The page says which turn and attempt it showed: if another tab of this battle has
-            # sent a follow-up or regenerated since, the vote would be on replies this page never
-            # showed. (A change after this check leaves the new replies unfinished, and vote_cast
-            # refuses a vote until they are done.)
-            if seen is not None and selectors.turn_last_ref(battle_id=battle_id) != seen:
-                raise ArenaError(
-                    "The replies changed in another tab; here they are now. Read them, then vote.", code="stale"
-                )
-            services.vote_cast(battle_id=battle_id, client=self.client, outcome=frame.get("outcome"))
-
         try:
-            await db(cast)()
+            await db(services.vote_cast)(
+                battle_id=battle_id, client=self.client, outcome=frame.get("outcome"), turn_seen=_turn_seen(frame)
+            )
         except ArenaError as exc:
-            if exc.code == "stale":
+            if exc.code == "stale":  # show the page what it missed
                 await self._send_state()
             raise
         # The reveal arrives through the group once the vote has committed.

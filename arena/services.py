@@ -34,6 +34,7 @@ from arena.selectors import (
     models_drawable,
     replies_current,
     turn_last,
+    turn_last_ref,
 )
 from inference.backends import GenerationRequest, failure_facts
 from inference.chat_templates import PRESETS, ChatMessage
@@ -345,8 +346,13 @@ def text_names_identity(text: str) -> bool:
 
 
 @transaction.atomic
-def vote_cast(*, battle_id, client: ClientIdentity, outcome: object) -> Vote:
-    """Record the one vote of a battle and reveal the models; the one-to-one key forbids a second."""
+def vote_cast(*, battle_id, client: ClientIdentity, outcome: object, turn_seen: tuple[int, int] | None = None) -> Vote:
+    """Record the one vote of a battle and reveal the models; the one-to-one key forbids a second.
+
+    `turn_seen`: the (turn index, attempt) the voter's page showed. If another tab of the battle
+    has sent a follow-up or regenerated since, the vote would judge replies this page never
+    showed: refused with code "stale".
+    """
     if outcome not in Vote.Outcome.values:
         raise ArenaError(f"Unknown vote {outcome!r}; use one of {', '.join(Vote.Outcome.values)}.")
     # A vote committed while this waited for the lock isn't in the joined row; the insert below
@@ -354,6 +360,9 @@ def vote_cast(*, battle_id, client: ClientIdentity, outcome: object) -> Vote:
     battle = battle_get_for_client(battle_id=battle_id, client=client, for_update=True, with_vote=True)
     if battle_has_vote(battle):
         raise NotAllowed("This battle already has a vote.")
+    # Checked under the battle's lock, which turn_submit and turn_regenerate take too.
+    if turn_seen is not None and turn_last_ref(battle_id=battle.id) != turn_seen:
+        raise ArenaError("The replies changed in another tab; here they are now. Read them, then vote.", code="stale")
     statuses, flagged = battle_replies_summary(battle)
     if len(statuses) != 2 or any(status != Reply.Status.DONE for status in statuses.values()):
         raise NotAllowed("You can vote once both replies have finished.")
