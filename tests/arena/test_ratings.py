@@ -528,12 +528,9 @@ def test_anchor_gauge_of_intervals(medium):
 # --------------------------------------------------------------------------
 
 
-def test_win_fraction_like_fastchat():
-    a, b, o, _ = synthetic(4, 300, 15)
-    counts = R.counts_from_battles(a, b, o, 4)
-    a_win = np.zeros((4, 4))
-    b_win = np.zeros((4, 4))
-    n = np.zeros((4, 4))
+def fastchat_win_fraction(a, b, o, m: int) -> np.ndarray:
+    """FastChat's pairwise "fraction of A wins" over the battles given, battle by battle."""
+    a_win, b_win, n = np.zeros((m, m)), np.zeros((m, m)), np.zeros((m, m))
     for ai, bi, oi in zip(a, b, o):
         n[ai, bi] += 1
         a_win[ai, bi] += oi == R.A_WINS
@@ -541,7 +538,13 @@ def test_win_fraction_like_fastchat():
     with np.errstate(invalid="ignore"):
         expected = (a_win + b_win.T) / (n + n.T)
     np.fill_diagonal(expected, np.nan)
-    np.testing.assert_allclose(R.win_fraction_matrix(counts), expected, atol=1e-12)
+    return expected
+
+
+def test_win_fraction_like_fastchat():
+    a, b, o, _ = synthetic(4, 300, 15)
+    counts = R.counts_from_battles(a, b, o, 4)
+    np.testing.assert_allclose(R.win_fraction_matrix(counts), fastchat_win_fraction(a, b, o, 4), atol=1e-12)
     half = R.win_fraction_matrix(counts, tie_weight=0.5)
     off = ~np.eye(4, dtype=bool)
     np.testing.assert_allclose((half + half.T)[off], 1.0)
@@ -556,14 +559,7 @@ def test_win_fraction_without_ties_like_fastchat_s_chart():
     a, b, o, _ = synthetic(4, 300, 17)
     counts = R.counts_from_battles(a, b, o, 4)
     decisive = o < R.TIE
-    a_win, b_win, n = np.zeros((4, 4)), np.zeros((4, 4)), np.zeros((4, 4))
-    for ai, bi, oi in zip(a[decisive], b[decisive], o[decisive]):
-        n[ai, bi] += 1
-        a_win[ai, bi] += oi == R.A_WINS
-        b_win[ai, bi] += oi == R.B_WINS
-    with np.errstate(invalid="ignore"):
-        expected = (a_win + b_win.T) / (n + n.T)
-    np.fill_diagonal(expected, np.nan)
+    expected = fastchat_win_fraction(a[decisive], b[decisive], o[decisive], 4)
     wf = R.win_fraction_matrix(counts, exclude_ties=True)
     np.testing.assert_allclose(wf, expected, atol=1e-12)
     off = ~np.eye(4, dtype=bool)
