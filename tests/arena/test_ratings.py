@@ -528,8 +528,9 @@ def test_anchor_gauge_of_intervals(medium):
 # --------------------------------------------------------------------------
 
 
-def fastchat_win_fraction(a, b, o, m: int) -> np.ndarray:
-    """FastChat's pairwise "fraction of A wins" over the battles given, battle by battle."""
+def fastchat_win_fraction(a, b, o, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """FastChat's pairwise "fraction of A wins" over the battles given, battle by battle, and the
+    wins behind it (row model over column model)."""
     a_win, b_win, n = np.zeros((m, m)), np.zeros((m, m)), np.zeros((m, m))
     for ai, bi, oi in zip(a, b, o):
         n[ai, bi] += 1
@@ -538,13 +539,13 @@ def fastchat_win_fraction(a, b, o, m: int) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         expected = (a_win + b_win.T) / (n + n.T)
     np.fill_diagonal(expected, np.nan)
-    return expected
+    return expected, a_win + b_win.T
 
 
 def test_win_fraction_like_fastchat():
     a, b, o, _ = synthetic(4, 300, 15)
     counts = R.counts_from_battles(a, b, o, 4)
-    np.testing.assert_allclose(R.win_fraction_matrix(counts), fastchat_win_fraction(a, b, o, 4), atol=1e-12)
+    np.testing.assert_allclose(R.win_fraction_matrix(counts), fastchat_win_fraction(a, b, o, 4)[0], atol=1e-12)
     half = R.win_fraction_matrix(counts, tie_weight=0.5)
     off = ~np.eye(4, dtype=bool)
     np.testing.assert_allclose((half + half.T)[off], 1.0)
@@ -559,12 +560,12 @@ def test_win_fraction_without_ties_like_fastchat_s_chart():
     a, b, o, _ = synthetic(4, 300, 17)
     counts = R.counts_from_battles(a, b, o, 4)
     decisive = o < R.TIE
-    expected = fastchat_win_fraction(a[decisive], b[decisive], o[decisive], 4)
+    expected, wins = fastchat_win_fraction(a[decisive], b[decisive], o[decisive], 4)
     wf = R.win_fraction_matrix(counts, exclude_ties=True)
     np.testing.assert_allclose(wf, expected, atol=1e-12)
     off = ~np.eye(4, dtype=bool)
     np.testing.assert_allclose((wf + wf.T)[off], 1.0)
-    np.testing.assert_array_equal(R.pair_wins_matrix(counts), a_win + b_win.T)
+    np.testing.assert_array_equal(R.pair_wins_matrix(counts), wins)
 
     # A pair that only ever tied has no decisive battle: no fraction (not 0 / 0 shown as 0).
     only_ties = np.zeros((3, 3, 4))
