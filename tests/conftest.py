@@ -38,6 +38,38 @@ def _redis_clean():
     yield
 
 
+def _deadlocked(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if "deadlock detected" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_retried_after_a_deadlock():
+    """A transactional test ends by truncating every table while the real Celery worker may still
+    be counting that test's votes; PostgreSQL may then break the lock cycle by cancelling the
+    TRUNCATE, which would leave the test's rows to the next test. Try the flush again: the
+    worker's transaction finishes meanwhile."""
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown(self):
+        for attempt in range(4):
+            try:
+                return original(self)
+            except Exception as exc:  # noqa: BLE001 - only a deadlock is retried
+                if attempt == 3 or not _deadlocked(exc):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    TransactionTestCase._fixture_teardown = teardown
+    yield
+    TransactionTestCase._fixture_teardown = original
+
+
 @pytest.fixture(autouse=True)
 def _cache_clear():
     from django.core.cache import cache
