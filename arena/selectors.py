@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from django.db.models import F
 
@@ -61,11 +62,6 @@ def turn_last(battle: Battle) -> Turn | None:
     return battle.turns.order_by("-index").first()
 
 
-def turn_last_ref(*, battle_id) -> tuple[int, int] | None:
-    """(index, attempt) of a battle's last turn, in one indexed query; None before its first."""
-    return Turn.objects.filter(battle_id=_battle_uuid(battle_id)).order_by("-index").values_list("index", "attempt").first()
-
-
 def replies_current(turn: Turn) -> dict[str, Reply]:
     """The latest attempt of each side of a turn."""
     replies = {}
@@ -74,17 +70,24 @@ def replies_current(turn: Turn) -> dict[str, Reply]:
     return replies
 
 
-def battle_replies_summary(battle: Battle) -> tuple[dict[str, str], bool]:
-    """In one query: the status of each side's current reply in the last turn, and whether any
-    reply of the battle named a model or vendor."""
+@dataclass(frozen=True)
+class RepliesSummary:
+    """A battle's replies as a vote needs them, read in one query."""
+
+    last_turn: tuple[int, int] | None  # (index, attempt) of the last turn; None before the first
+    statuses: dict[str, str]  # side -> status of the last turn's current replies
+    names_identity: bool  # whether any reply of the battle named a model or vendor
+
+
+def battle_replies_summary(battle: Battle) -> RepliesSummary:
     rows = list(
         Reply.objects.filter(turn__battle=battle).values_list(
             "turn__index", "turn__attempt", "attempt", "side", "status", "names_identity"
         )
     )
-    last = max((row[0] for row in rows), default=None)
-    statuses = {side: status for index, turn_attempt, attempt, side, status, _ in rows if index == last and attempt == turn_attempt}
-    return statuses, any(row[5] for row in rows)
+    last = max(((row[0], row[1]) for row in rows), default=None)
+    statuses = {side: status for index, turn_attempt, attempt, side, status, _ in rows if (index, attempt) == last}
+    return RepliesSummary(last_turn=last, statuses=statuses, names_identity=any(row[5] for row in rows))
 
 
 def battle_has_vote(battle: Battle) -> bool:

@@ -34,7 +34,6 @@ from arena.selectors import (
     models_drawable,
     replies_current,
     turn_last,
-    turn_last_ref,
 )
 from inference.backends import GenerationRequest, failure_facts
 from inference.chat_templates import PRESETS, ChatMessage
@@ -360,12 +359,13 @@ def vote_cast(*, battle_id, client: ClientIdentity, outcome: object, turn_seen: 
     battle = battle_get_for_client(battle_id=battle_id, client=client, for_update=True, with_vote=True)
     if battle_has_vote(battle):
         raise NotAllowed("This battle already has a vote.")
+    replies = battle_replies_summary(battle)
     # Checked under the battle's lock, which turn_submit and turn_regenerate take too.
-    if turn_seen is not None and turn_last_ref(battle_id=battle.id) != turn_seen:
+    if turn_seen is not None and replies.last_turn != turn_seen:
         raise ArenaError("The replies changed in another tab; here they are now. Read them, then vote.", code="stale")
-    statuses, flagged = battle_replies_summary(battle)
-    if len(statuses) != 2 or any(status != Reply.Status.DONE for status in statuses.values()):
+    if len(replies.statuses) != 2 or any(status != Reply.Status.DONE for status in replies.statuses.values()):
         raise NotAllowed("You can vote once both replies have finished.")
+    flagged = replies.names_identity
     _rate_limit(
         "vote", _client_keys(client), settings.ARENA_VOTES_PER_DAY, 86_400,
         "You've reached today's vote limit; thank you, and come back tomorrow.",
