@@ -1,10 +1,9 @@
-import asyncio
-
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten
 
 from arena import services
 from arena.models import Battle, ChatModel, Reply, Turn, Vote
-from inference.backends import servers_probe
+from inference.tasks import models_probe_now
 
 # Messages name models inside quotes, never first: the admin shows every message with its first
 # letter capitalised, and model names are case-sensitive identifiers ("mistral-7b-instruct").
@@ -43,15 +42,9 @@ class ChatModelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Probe the selected models (/health and /info)")
     def probe(self, request, queryset) -> None:
-        models = list(queryset)
-        results = asyncio.run(servers_probe([m.endpoint_url for m in models]))
-        for model, result in zip(models, results, strict=True):
-            # What was stored, not the raw probe: /health may be fine while recent failures or
-            # parameters that don't fit the server keep the model out.
-            verdict = services.model_health_record(
-                model_id=model.id, healthy=result["healthy"], error=result["error"], info=result["info"],
-                endpoint_url=model.endpoint_url,
-            )
+        # Reported as stored, not as the server answered: /health may be fine while recent
+        # failures or parameters that don't fit the server keep the model out.
+        for model, result, verdict in models_probe_now(list(queryset)):
             info = result["info"]
             if verdict.healthy:
                 self.message_user(
@@ -67,9 +60,9 @@ class ChatModelAdmin(admin.ModelAdmin):
                 self.message_user(request, f"“{model.name}” is unhealthy — {verdict.error}", messages.ERROR)
 
 
-class ArenaRecordAdmin(admin.ModelAdmin):
-    """Battles, turns and votes are written by the arena only: the admin shows them (and may delete
-    them), but never adds or edits one."""
+class WrittenByTheArena:
+    """Battles, turns, replies and votes are written by the arena only: the admin shows them (and
+    may delete battles and votes), but never adds or edits one."""
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -78,7 +71,11 @@ class ArenaRecordAdmin(admin.ModelAdmin):
         return False
 
 
-class ReplyInline(admin.StackedInline):
+class ArenaRecordAdmin(WrittenByTheArena, admin.ModelAdmin):
+    pass
+
+
+class ReplyInline(WrittenByTheArena, admin.StackedInline):
     model = Reply
     extra = 0
     can_delete = False
@@ -88,14 +85,7 @@ class ReplyInline(admin.StackedInline):
         "failure_reason",
         "text",
     )
-    readonly_fields = ("side", "attempt", "model", "status", "token_count", "ttft_ms", "duration_ms",
-                       "finish_reason", "names_identity", "failure_reason", "text")
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+    readonly_fields = flatten(fields)
 
 
 @admin.register(Turn)

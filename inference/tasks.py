@@ -38,6 +38,7 @@ from arena import services
 from arena.background import PROCESS_LOOP
 from arena.events import ReplyStarted
 from arena.live import live_text
+from arena.models import ChatModel
 from arena.selectors import models_to_probe
 from inference.backends import GenerationFailure, TgiBackend, servers_probe
 from inference.relay import RedisBatch, RelayOutcome, RelayTarget, relay_stream
@@ -176,26 +177,36 @@ NEW_MODEL_PROBE_RETRIES = 5
 NEW_MODEL_PROBE_INTERVAL_SECONDS = 2.0
 
 
+def models_probe_now(models: list[ChatModel]) -> list[tuple[ChatModel, dict, services.HealthVerdict]]:
+    """Probe the models' servers (/health and /info, concurrently) and store each verdict; for each
+    model, the server's answer and what was stored (the admin's Probe action shows both)."""
+    results = asyncio.run(servers_probe([m.endpoint_url for m in models]))
+    return [
+        (
+            model,
+            result,
+            services.model_health_record(
+                model_id=model.id, healthy=result["healthy"], error=result["error"], info=result["info"],
+                endpoint_url=model.endpoint_url,
+            ),
+        )
+        for model, result in zip(models, results, strict=True)
+    ]
+
+
 @shared_task(name="inference.tasks.models_probe")
 def models_probe(model_ids: list[int] | None = None, retries: int = 0) -> int:
     """Refresh models' health from their servers' /health and /info: every enabled model (the
     periodic probe), or the models `model_ids` (just saved; enabled or not), probed again up to
     `retries` times while unhealthy. Returns how many were healthy."""
     models = models_to_probe(model_ids=model_ids)
-    results = asyncio.run(servers_probe([m.endpoint_url for m in models]))
-    verdicts = [
-        services.model_health_record(
-            model_id=model.id, healthy=result["healthy"], error=result["error"], info=result["info"],
-            endpoint_url=model.endpoint_url,
-        )
-        for model, result in zip(models, results, strict=True)
-    ]
+    probed = models_probe_now(models)
     # Only a server that didn't answer is worth asking again; parameters that don't fit it wait
     # for an admin.
-    unreachable = [m.id for m, r in zip(models, results, strict=True) if not r["healthy"]]
+    unreachable = [model.id for model, result, _ in probed if not result["healthy"]]
     if model_ids is not None and retries > 0 and unreachable:
         models_probe.apply_async(
             kwargs={"model_ids": unreachable, "retries": retries - 1}, countdown=NEW_MODEL_PROBE_INTERVAL_SECONDS
         )
-    return sum(v.healthy for v in verdicts)
+    return sum(verdict.healthy for _, _, verdict in probed)
 
