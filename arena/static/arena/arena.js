@@ -428,7 +428,7 @@
     const status = (s) => (turn && turn.sides[s] ? turn.sides[s].status : "queued");
     // The server's rules (services.turn_submit / turn_regenerate / vote_cast): a follow-up and a
     // vote need both replies of the last turn done; a regenerate needs both ended (done or failed).
-    const allDone = !!turn && SIDES.every((s) => status(s) === "done");
+    const allDone = lastTurnAll("done");
     const ended = !!turn && SIDES.every((s) => ["done", "failed"].includes(status(s)));
     const failed = turn ? SIDES.filter((s) => status(s) === "failed") : [];
     // Sides whose failure a retry can't fix (the conversation is too long for the model).
