@@ -3,7 +3,6 @@ from django.contrib.admin.utils import flatten
 
 from arena import services
 from arena.models import Battle, ChatModel, Reply, Turn, Vote
-from inference.tasks import models_probe_now
 
 # Messages name models inside quotes, never first: the admin shows every message with its first
 # letter capitalised, and model names are case-sensitive identifiers ("mistral-7b-instruct").
@@ -44,7 +43,7 @@ class ChatModelAdmin(admin.ModelAdmin):
     def probe(self, request, queryset) -> None:
         # Reported as stored, not as the server answered: /health may be fine while recent
         # failures or parameters that don't fit the server keep the model out.
-        for model, result, verdict in models_probe_now(list(queryset)):
+        for model, result, verdict in services.models_probe_now(list(queryset)):
             info = result["info"]
             if verdict.healthy:
                 self.message_user(

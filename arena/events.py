@@ -3,10 +3,15 @@
 Each payload travels over the channel layer as a dict whose `type` names the consumer method that
 handles it ("reply.delta" → `reply_delta`). The consumer forwards it to the browser with `type`
 rewritten to the public name (`delta`, `done`, ...). None of these carries a model's name except
-`BattleRevealed`, which is only sent after the vote has committed.
+`BattleRevealed`, which is only sent after the vote has committed. `arena.publish.group_publish`
+accepts these types only.
 """
 
-from typing import Literal, TypedDict
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+Side = Literal["a", "b"]
 
 
 def battle_group(battle_id: object) -> str:
@@ -16,11 +21,26 @@ def battle_group(battle_id: object) -> str:
 LEADERBOARD_GROUP = "leaderboard"
 
 
+class Controls(TypedDict):
+    """What a battle accepts now (arena.rules), so the page needn't work it out."""
+
+    may_send: bool  # a follow-up prompt
+    may_vote: bool
+    may_regenerate: bool  # both sides of the last turn again
+    may_retry: list[str]  # sides whose failed reply may be retried
+    hint: str  # why Send is off; "" when there is nothing to say
+
+
+class FailureFacts(TypedDict):
+    failure_kind: str  # inference.failures.FailureKind: "too_long", "misconfigured", "unavailable", …
+    retryable: bool  # false when Retry / Regenerate would fail the same way
+
+
 class ReplyRef(TypedDict):
     battle: str
     turn: int  # turn index within the battle
     attempt: int
-    side: Literal["a", "b"]
+    side: Side
 
 
 class ReplyStarted(ReplyRef):
@@ -39,15 +59,14 @@ class ReplyDone(ReplyRef):
     token_count: int
     ttft_ms: int | None
     duration_ms: int | None
+    controls: Controls  # the battle's, now that this reply is done
 
 
-class ReplyFailed(ReplyRef):
+class ReplyFailed(ReplyRef, FailureFacts):
     type: Literal["reply.failed"]
     reason: str
     text: str  # whatever was received before the failure
-    # inference.backends.failure_facts of the reply's stored failure kind:
-    failure_kind: str  # GenerationFailure.kind: "too_long", "misconfigured", "unavailable", …
-    retryable: bool  # false when Retry / Regenerate would fail the same way
+    controls: Controls
 
 
 class BattleRevealed(TypedDict):
@@ -56,12 +75,18 @@ class BattleRevealed(TypedDict):
     outcome: str
     model_a: str
     model_b: str
+    controls: Controls
 
 
 class LeaderboardUpdated(TypedDict):
     type: Literal["leaderboard.updated"]
-    leaderboard: dict
+    leaderboard: dict[str, Any]
+
+
+Event = ReplyStarted | ReplyDelta | ReplyDone | ReplyFailed | BattleRevealed | LeaderboardUpdated
 
 
 def reply_ref(*, battle_id: object, turn_index: int, attempt: int, side: str) -> ReplyRef:
-    return {"battle": str(battle_id), "turn": turn_index, "attempt": attempt, "side": side}  # type: ignore[typeddict-item]
+    if side not in ("a", "b"):
+        raise ValueError(f"side must be 'a' or 'b', not {side!r}")
+    return {"battle": str(battle_id), "turn": turn_index, "attempt": attempt, "side": "a" if side == "a" else "b"}

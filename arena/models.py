@@ -4,22 +4,26 @@ The database is the source of truth. Redis only carries what may be lost (live d
 messages, caches); a reply's text is written here once, when its generation ends.
 """
 
-import uuid
+from __future__ import annotations
 
+import uuid
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from inference.chat_templates import TEMPLATE_CHOICES
+from arena import ratings
+from inference.chat_templates import PRESETS, TEMPLATE_CHOICES
+from inference.failures import FailureKind
+from inference.parameters import parameters_problems
 
 
 def endpoint_url_validate(value: str) -> None:
     """http(s)://host[:port][/path]; unlike URLValidator, single-label hosts (compose services) are fine."""
-    from urllib.parse import urlsplit
-
-    from django.core.exceptions import ValidationError
-
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises on a bad port
@@ -67,11 +71,6 @@ class ChatModel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        from inference.chat_templates import PRESETS
-        from inference.parameters import parameters_problems
-
         errors: dict[str, list[str]] = {}
         if self.enabled and not self.endpoint_url:
             errors["endpoint_url"] = ["An enabled model needs an endpoint URL."]
@@ -149,9 +148,12 @@ class Reply(models.Model):
     model = models.ForeignKey(ChatModel, on_delete=models.PROTECT, related_name="replies")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     failure_reason = models.TextField(blank=True)
-    # GenerationFailure.kind ("too_long", "unavailable", …; "" when done): tells the page whether
-    # a retry can help (inference.backends.failure_facts).
-    failure_kind = models.CharField(max_length=32, blank=True, default="")
+    # Why it failed ("" when done): decides whether a retry can help (arena.rules).
+    failure_kind = models.CharField(
+        max_length=32, blank=True, default="", choices=[(k.value, k.name.replace("_", " ").lower()) for k in FailureKind]
+    )
+    # Given by each claim: names the reply's live text and heartbeat in Redis (arena.live).
+    stream_id = models.UUIDField(null=True, blank=True, editable=False)
     text = models.TextField(blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)
     token_count = models.PositiveIntegerField(default=0)
@@ -175,6 +177,14 @@ class Reply(models.Model):
         return self.status in (self.Status.DONE, self.Status.FAILED)
 
 
+class VoteQuerySet(models.QuerySet["Vote"]):
+    def countable(self) -> VoteQuerySet:
+        """Votes that count towards the ratings: on anonymous battles, and not flagged for a reply
+        naming a model unless ARENA_RATINGS_INCLUDE_FLAGGED says so."""
+        votes = self.filter(battle__anonymous=True)
+        return votes if settings.ARENA_RATINGS_INCLUDE_FLAGGED else votes.filter(identity_flagged=False)
+
+
 class Vote(models.Model):
     """The single verdict on a battle; the one-to-one key makes a second vote impossible."""
 
@@ -183,6 +193,17 @@ class Vote(models.Model):
         B = "b", "B is better"
         TIE = "tie", "Tie"
         BOTHBAD = "bothbad", "Both are bad"
+
+        @property
+        def code(self) -> int:
+            """The outcome's code in the rating math (arena.ratings: A_WINS, B_WINS, TIE, BOTH_BAD)."""
+            return _OUTCOME_CODES[self.value]
+
+        @classmethod
+        def from_code(cls, code: int) -> Vote.Outcome:
+            return cls(_OUTCOMES_BY_CODE[code])
+
+    objects = VoteQuerySet.as_manager()
 
     battle = models.OneToOneField(Battle, on_delete=models.CASCADE, related_name="vote")
     outcome = models.CharField(max_length=8, choices=Outcome.choices)
@@ -198,6 +219,10 @@ class Vote(models.Model):
             # The refresh task looks for votes not yet counted after every burst of votes.
             models.Index(fields=["id"], condition=models.Q(counted=False), name="vote_uncounted"),
         ]
+
+
+_OUTCOME_CODES = {"a": ratings.A_WINS, "b": ratings.B_WINS, "tie": ratings.TIE, "bothbad": ratings.BOTH_BAD}
+_OUTCOMES_BY_CODE = {code: value for value, code in _OUTCOME_CODES.items()}
 
 
 class PairCount(models.Model):

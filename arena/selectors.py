@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import F
 
 from arena.clients import ClientIdentity
 from arena.errors import NotFound
-from arena.models import Battle, ChatModel, Reply, Turn
-from inference.backends import failure_facts
+from arena.leaderboard import CACHE_CURRENT, leaderboard_snapshot
+from arena.models import Battle, ChatModel, Reply, Vote
+from arena.rules import BattleNow, SideNow, battle_controls, controls_closed, failure_facts
 
 
 def _drawable():
@@ -58,36 +63,39 @@ def battle_get_for_client(*, battle_id, client: ClientIdentity, for_update: bool
         raise NotFound("This battle doesn't exist or isn't yours.") from None
 
 
-def turn_last(battle: Battle) -> Turn | None:
-    return battle.turns.order_by("-index").first()
-
-
-def replies_current(turn: Turn) -> dict[str, Reply]:
-    """The latest attempt of each side of a turn."""
-    replies = {}
-    for reply in turn.replies.filter(attempt=turn.attempt).select_related("model"):
-        replies[reply.side] = reply
-    return replies
-
-
 @dataclass(frozen=True)
 class RepliesSummary:
-    """A battle's replies as a vote needs them, read in one query."""
+    """A battle's replies as the rules need them, read in one query."""
 
     last_turn: tuple[int, int] | None  # (index, attempt) of the last turn; None before the first
-    statuses: dict[str, str]  # side -> status of the last turn's current replies
+    sides: dict[str, SideNow]  # the last turn's current replies
     names_identity: bool  # whether any reply of the battle named a model or vendor
 
 
 def battle_replies_summary(battle: Battle) -> RepliesSummary:
     rows = list(
         Reply.objects.filter(turn__battle=battle).values_list(
-            "turn__index", "turn__attempt", "attempt", "side", "status", "names_identity"
+            "turn__index", "turn__attempt", "attempt", "side", "status", "failure_kind", "names_identity"
         )
     )
     last = max(((row[0], row[1]) for row in rows), default=None)
-    statuses = {side: status for index, turn_attempt, attempt, side, status, _ in rows if (index, attempt) == last}
-    return RepliesSummary(last_turn=last, statuses=statuses, names_identity=any(row[5] for row in rows))
+    sides = {
+        side: SideNow(status, kind) for index, _, attempt, side, status, kind, _ in rows if (index, attempt) == last
+    }
+    return RepliesSummary(last_turn=last, sides=sides, names_identity=any(row[6] for row in rows))
+
+
+def battle_now(battle: Battle, *, summary: RepliesSummary | None = None, voted: bool | None = None) -> BattleNow:
+    """The battle as its rules (arena.rules) see it; reads what isn't given."""
+    summary = summary or battle_replies_summary(battle)
+    if voted is None:
+        voted = Vote.objects.filter(battle_id=battle.id).exists()
+    return BattleNow(
+        voted=voted,
+        turn_index=summary.last_turn[0] if summary.last_turn else None,
+        sides=summary.sides,
+        max_turns=settings.ARENA_MAX_TURNS,
+    )
 
 
 def battle_has_vote(battle: Battle) -> bool:
@@ -98,10 +106,12 @@ def battle_has_vote(battle: Battle) -> bool:
     return True
 
 
-def battle_state_for_client(*, battle_id, client: ClientIdentity, live_text=None) -> dict:
+def battle_state_for_client(
+    *, battle_id: uuid.UUID | str, client: ClientIdentity, live_text: Callable[[uuid.UUID | None], str] | None = None
+) -> dict[str, Any]:
     """Everything the arena page needs to (re)draw a battle. Names only after the vote.
 
-    `live_text(reply_id) -> str` supplies the text so far of a reply still streaming.
+    `live_text(stream_id) -> str` supplies the text so far of a reply still streaming.
     """
     battle = battle_get_for_client(battle_id=battle_id, client=client, with_vote=True)
     vote = battle.vote if battle_has_vote(battle) else None
@@ -110,16 +120,16 @@ def battle_state_for_client(*, battle_id, client: ClientIdentity, live_text=None
         Reply.objects.filter(turn__battle=battle, attempt=F("turn__attempt"))
         .order_by("turn__index", "side")
         .values_list(
-            "id", "turn__index", "turn__attempt", "turn__prompt", "side", "status", "text",
+            "stream_id", "turn__index", "turn__attempt", "turn__prompt", "side", "status", "text",
             "failure_reason", "failure_kind", "token_count", "ttft_ms", "duration_ms",
         )
     )
-    state_turns: list[dict] = []
-    for reply_id, index, attempt, prompt, side, status, text, reason, kind, tokens, ttft_ms, duration_ms in rows:
+    state_turns: list[dict[str, Any]] = []
+    for stream_id, index, attempt, prompt, side, status, text, reason, kind, tokens, ttft_ms, duration_ms in rows:
         if not state_turns or state_turns[-1]["index"] != index:
             state_turns.append({"index": index, "attempt": attempt, "prompt": prompt, "sides": {}})
         if status == Reply.Status.STREAMING and live_text is not None:
-            text = live_text(reply_id)
+            text = live_text(stream_id)
         state_turns[-1]["sides"][side] = {
             "status": status,
             "text": text,
@@ -131,17 +141,18 @@ def battle_state_for_client(*, battle_id, client: ClientIdentity, live_text=None
         }
         if status == Reply.Status.FAILED:
             state_turns[-1]["sides"][side].update(failure_facts(kind))
-    last_sides = state_turns[-1]["sides"] if state_turns else {}
-    votable = (
-        vote is None
-        and len(last_sides) == 2
-        and all(side["status"] == Reply.Status.DONE for side in last_sides.values())
+    last = state_turns[-1] if state_turns else None
+    now = BattleNow(
+        voted=vote is not None,
+        turn_index=last["index"] if last else None,
+        sides={s: SideNow(side["status"], side.get("failure_kind", "")) for s, side in (last["sides"] if last else {}).items()},
+        max_turns=settings.ARENA_MAX_TURNS,
     )
-    state = {"battle": str(battle.id), "turns": state_turns, "votable": votable, "voted": vote is not None}
+    controls = controls_closed() if vote is not None else battle_controls(now)
+    state: dict[str, Any] = {"battle": str(battle.id), "turns": state_turns, "voted": vote is not None, "controls": controls}
     if vote is not None:
         state["reveal"] = {"outcome": vote.outcome, "model_a": battle.model_a.name, "model_b": battle.model_b.name}
     return state
-
 
 
 def models_to_probe(*, model_ids: list[int] | None = None) -> list[ChatModel]:
@@ -151,12 +162,8 @@ def models_to_probe(*, model_ids: list[int] | None = None) -> list[ChatModel]:
     return list(ChatModel.objects.filter(id__in=model_ids).exclude(endpoint_url=""))
 
 
-def leaderboard_current() -> dict:
+def leaderboard_current() -> dict[str, Any]:
     """The last published leaderboard, or a fresh one if none is cached (e.g. Redis restarted)."""
-    from django.core.cache import cache
-
-    from arena.leaderboard import CACHE_CURRENT, leaderboard_snapshot
-
     snapshot = cache.get(CACHE_CURRENT)
     if snapshot is None:
         snapshot = leaderboard_snapshot()

@@ -1,52 +1,123 @@
-"""Leaderboard refresh tasks: one live refresh per burst of votes, one bootstrap per debounce window.
+"""Celery tasks: thin interfaces that take ids, call services and own their retries.
 
-The live refresh first counts the votes cast since the last run (one batch, not one transaction
-per vote), then refits and publishes.
-
-They run as single debounced tasks (a cache key marks one as pending), so adding web or worker
-replicas never multiplies the work.
+Task names are fixed in `arena.queue` (messages already queued and the beat schedule use them).
+Celery's own time limits don't apply to the thread pool the workers run; each generation is
+bounded instead by its model's total timeout and a stall timeout inside the backend, and the
+periodic sweep fails any reply a dead worker left behind.
 """
 
-from celery import shared_task
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from celery import Task, shared_task
 from django.conf import settings
 from django.core.cache import cache
+from django.db import close_old_connections, connection
 
-from arena import events, services
+from arena import events, queue, services
 from arena.leaderboard import CACHE_CURRENT, bootstrap_store, leaderboard_snapshot
 from arena.publish import group_publish
+from arena.selectors import models_to_probe
+from arena.services.counting import LIVE_REFRESH_PENDING
+from arena.services.registry import NEW_MODEL_PROBE_INTERVAL_SECONDS
+from arena.streams import reply_stream
 
-LIVE_PENDING = "leaderboard:live-pending"
+MAX_TRANSIENT_RETRIES = 3
 BOOTSTRAP_PENDING = "leaderboard:bootstrap-pending"
 
+# A worker process runs a thread per stream (hundreds), but a stream needs the database only to
+# claim its reply and to store it, for a few milliseconds each. At most this many of them hold a
+# connection at once, so a burst of battles starting or ending together queues here for a moment
+# instead of exhausting PostgreSQL's connections.
+DATABASE_SLOTS = threading.BoundedSemaphore(16)
 
-def _publish(snapshot: dict) -> None:
+
+@shared_task(bind=True, name=queue.REPLY_GENERATE, acks_late=True, max_retries=MAX_TRANSIENT_RETRIES)
+def reply_generate(self: Task, reply_id: int) -> str:
+    with DATABASE_SLOTS:
+        try:
+            job = services.reply_claim(reply_id=reply_id)
+        finally:
+            connection.close()  # not held through a minutes-long stream
+    if job is None:
+        return "skipped"
+    outcome = reply_stream(job)
+    failure = outcome.failure
+    with DATABASE_SLOTS:
+        try:
+            close_old_connections()
+            if failure is not None and failure.retryable and not outcome.text and self.request.retries < self.max_retries:
+                # Nothing reached the user yet, so a quiet retry with backoff is invisible to them.
+                services.reply_requeue(reply_id=reply_id)
+                raise self.retry(countdown=min(2 ** self.request.retries, 10))
+            if failure is not None and failure.kind.about_server:
+                services.model_failure_record(model_id=job.model_id, error=failure.message)
+            services.reply_finish(
+                reply_id=reply_id,
+                text=outcome.text,
+                token_count=outcome.token_count,
+                finish_reason=outcome.finish_reason,
+                ttft_ms=outcome.ttft_ms,
+                duration_ms=outcome.duration_ms,
+                failure=failure.message if failure else None,
+                failure_kind=failure.kind if failure else "",
+            )
+        finally:
+            connection.close()
+    return "failed" if failure else "done"
+
+
+@shared_task(name=queue.REPLIES_SWEEP)
+def replies_sweep() -> int:
+    return services.replies_sweep()
+
+
+@shared_task(name=queue.MODELS_PROBE)
+def models_probe(model_ids: list[int] | None = None, retries: int = 0) -> int:
+    """Refresh models' health from their servers' /health and /info: every enabled model (the
+    periodic probe), or the models `model_ids` (just saved; enabled or not), probed again up to
+    `retries` times while unhealthy. Returns how many were healthy."""
+    probed = services.models_probe_now(models_to_probe(model_ids=model_ids))
+    # Only a server that didn't answer is worth asking again; parameters that don't fit it wait
+    # for an admin.
+    unreachable = [model.id for model, result, _ in probed if not result["healthy"]]
+    if model_ids is not None and retries > 0 and unreachable:
+        queue.models_probe_queue(model_ids=unreachable, retries=retries - 1, countdown=NEW_MODEL_PROBE_INTERVAL_SECONDS)
+    return sum(verdict.healthy for _, _, verdict in probed)
+
+
+def _leaderboard_publish(snapshot: dict[str, Any]) -> None:
     cache.set(CACHE_CURRENT, snapshot, timeout=None)
     event: events.LeaderboardUpdated = {"type": "leaderboard.updated", "leaderboard": snapshot}
     group_publish(events.LEADERBOARD_GROUP, event)
 
 
-@shared_task(name="arena.tasks.leaderboard_live_refresh")
+@shared_task(name=queue.LEADERBOARD_LIVE_REFRESH)
 def leaderboard_live_refresh() -> int:
-    # Clear the flag before reading: a vote committed after this point schedules another run.
-    cache.delete(LIVE_PENDING)
+    """Count the votes cast since the last run (one batch), refit and publish; one run per burst
+    of votes, and one bootstrap per debounce window after it."""
+    # Cleared before reading: a vote committed after this point schedules another run.
+    cache.delete(LIVE_REFRESH_PENDING)
     services.votes_count_pending()
     snapshot = leaderboard_snapshot()
-    _publish(snapshot)
+    _leaderboard_publish(snapshot)
     if settings.ARENA_BOOTSTRAP_ROUNDS and cache.add(BOOTSTRAP_PENDING, 1, timeout=300):
-        leaderboard_bootstrap_refresh.apply_async(countdown=settings.ARENA_BOOTSTRAP_DEBOUNCE_SECONDS)
-    return snapshot["total_votes"]
+        queue.leaderboard_bootstrap_queue(countdown=settings.ARENA_BOOTSTRAP_DEBOUNCE_SECONDS)
+    return int(snapshot["total_votes"])
 
 
-@shared_task(name="arena.tasks.leaderboard_bootstrap_refresh")
+@shared_task(name=queue.LEADERBOARD_BOOTSTRAP_REFRESH)
 def leaderboard_bootstrap_refresh() -> int:
     cache.delete(BOOTSTRAP_PENDING)
     bootstrap_store(rounds=settings.ARENA_BOOTSTRAP_ROUNDS)
     snapshot = leaderboard_snapshot()
-    _publish(snapshot)
-    return snapshot["total_votes"]
+    _leaderboard_publish(snapshot)
+    return int(snapshot["total_votes"])
 
 
-@shared_task(name="arena.tasks.votes_count")
+@shared_task(name=queue.VOTES_COUNT)
 def votes_count() -> int:
     """Count votes still waiting (their refresh was lost, e.g. Redis restarted); refresh if any."""
     counted = services.votes_count_pending()
@@ -55,7 +126,7 @@ def votes_count() -> int:
     return counted
 
 
-@shared_task(name="arena.tasks.leaderboard_rebuild")
+@shared_task(name=queue.LEADERBOARD_REBUILD)
 def leaderboard_rebuild() -> int:
     """Recount every vote (queued after votes were deleted); the refresh it queues publishes."""
     return services.leaderboard_rebuild()

@@ -129,7 +129,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "arena",
-    "inference",
 ]
 
 MIDDLEWARE = [

@@ -23,6 +23,7 @@ import text_generation
 from pydantic import ValidationError as PydanticValidationError
 from text_generation import errors as tgi_errors
 
+from inference.failures import FailureKind, GenerationFailure
 from inference.chat_templates import ChatMessage, parameters_effective, prompt_render
 from inference.parameters import CLIENT_KEYWORDS
 
@@ -52,29 +53,6 @@ class Finished:
     text: str
     token_count: int
     finish_reason: str
-
-
-# Failures no retry can fix: the model refuses the same conversation again (too long for it), or
-# every request, until an admin changes its settings. The page offers no retry for these.
-PERMANENT_KINDS = frozenset({"too_long", "misconfigured"})
-
-
-class GenerationFailure(Exception):
-    """A generation that did not finish. `kind` is machine-readable; str(self) is for people.
-
-    `retryable`: transient, so the task quietly tries again before anything was shown.
-    `permanent`: trying again (automatically or by the user) gets the same failure.
-    """
-
-    def __init__(self, kind: str, message: str, *, retryable: bool = False):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.retryable = retryable
-
-    @property
-    def permanent(self) -> bool:
-        return self.kind in PERMANENT_KINDS
 
 
 class Backend(Protocol):
@@ -140,60 +118,52 @@ def _too_long_failure(error: str) -> GenerationFailure | None:
         room = limit - reply
         if room < 1:  # the model's own max_new_tokens leaves no room for any prompt: an admin's fix
             return GenerationFailure(
-                "misconfigured",
+                FailureKind.MISCONFIGURED,
                 f"This model is set to write up to {reply:,} tokens, more than its server accepts in total "
                 f"({limit:,}); an admin must lower its max_new_tokens.",
             )
         return GenerationFailure(
-            "too_long",
+            FailureKind.TOO_LONG,
             f"This conversation is too long for this model ({given:,} tokens; it accepts {room:,}, "
             f"keeping room for a {reply:,}-token reply). Start a new battle with a shorter prompt.",
         )
     if match := _TOO_LONG_INPUT.search(error):
         limit, given = (int(g) for g in match.groups())
         return GenerationFailure(
-            "too_long",
+            FailureKind.TOO_LONG,
             f"This conversation is too long for this model ({given:,} tokens; it accepts {limit:,}). "
             "Start a new battle with a shorter prompt.",
         )
     return None
 
 
-def failure_facts(kind: str) -> dict:
-    """What a page needs to know of a failed reply beyond its sentence: its `failure_kind` (as
-    stored on the reply) and whether trying again can help (`retryable`: false for a conversation
-    too long for the model, or a model an admin must fix; Retry and Regenerate would fail the
-    same way). Not `GenerationFailure.retryable`, which is about the task's own quiet retries."""
-    return {"failure_kind": kind, "retryable": kind not in PERMANENT_KINDS}
-
-
 def _failure_from_client_error(exc: Exception) -> GenerationFailure:
     if isinstance(exc, (tgi_errors.OverloadedError, tgi_errors.RateLimitExceededError)):
-        return GenerationFailure("overloaded", "The model server is overloaded; try again shortly.", retryable=True)
+        return GenerationFailure(FailureKind.OVERLOADED, "The model server is overloaded; try again shortly.", retryable=True)
     if isinstance(exc, tgi_errors.GenerationError):
-        return GenerationFailure("generation", f"The model failed while generating: {exc}")
+        return GenerationFailure(FailureKind.GENERATION, f"The model failed while generating: {exc}")
     if isinstance(exc, (tgi_errors.ValidationError, tgi_errors.BadRequestError)) and (too_long := _too_long_failure(str(exc))):
         return too_long
     if isinstance(exc, (tgi_errors.ValidationError, tgi_errors.BadRequestError)):
-        return GenerationFailure("validation", f"The model server rejected the request: {exc}")
+        return GenerationFailure(FailureKind.VALIDATION, f"The model server rejected the request: {exc}")
     if isinstance(exc, tgi_errors.IncompleteGenerationError):
-        return GenerationFailure("incomplete", "The model server stopped before finishing the reply.", retryable=True)
+        return GenerationFailure(FailureKind.INCOMPLETE, "The model server stopped before finishing the reply.", retryable=True)
     if isinstance(exc, (tgi_errors.ShardNotReadyError, tgi_errors.ShardTimeoutError)):
-        return GenerationFailure("unavailable", "The model is not ready yet; try again shortly.", retryable=True)
+        return GenerationFailure(FailureKind.UNAVAILABLE, "The model is not ready yet; try again shortly.", retryable=True)
     if isinstance(exc, tgi_errors.NotFoundError):
-        return GenerationFailure("unavailable", "The model server's address is wrong (404).")
+        return GenerationFailure(FailureKind.UNAVAILABLE, "The model server's address is wrong (404).")
     if isinstance(exc, json.JSONDecodeError):
-        return GenerationFailure("unavailable", "The model server answered with an error page.", retryable=True)
+        return GenerationFailure(FailureKind.UNAVAILABLE, "The model server answered with an error page.", retryable=True)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return GenerationFailure("timeout", "The model took too long to answer.")
+        return GenerationFailure(FailureKind.TIMEOUT, "The model took too long to answer.")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return GenerationFailure("unavailable", "The model server can't be reached.", retryable=True)
+        return GenerationFailure(FailureKind.UNAVAILABLE, "The model server can't be reached.", retryable=True)
     if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
-        return GenerationFailure("disconnected", "The connection to the model server was lost mid-reply.")
+        return GenerationFailure(FailureKind.DISCONNECTED, "The connection to the model server was lost mid-reply.")
     if isinstance(exc, aiohttp.ClientResponseError):
-        return GenerationFailure("unavailable", f"The model server answered HTTP {exc.status}.", retryable=True)
+        return GenerationFailure(FailureKind.UNAVAILABLE, f"The model server answered HTTP {exc.status}.", retryable=True)
     if isinstance(exc, (tgi_errors.UnknownError, aiohttp.ClientError, PydanticValidationError)):
-        return GenerationFailure("protocol", f"Unexpected answer from the model server: {exc}")
+        return GenerationFailure(FailureKind.PROTOCOL, f"Unexpected answer from the model server: {exc}")
     raise exc
 
 
@@ -235,9 +205,9 @@ class TgiBackend:
             raise
         except asyncio.TimeoutError as exc:
             if time.monotonic() >= deadline:
-                raise GenerationFailure("timeout", "The model took too long to answer.") from exc
+                raise GenerationFailure(FailureKind.TIMEOUT, "The model took too long to answer.") from exc
             raise GenerationFailure(
-                "stalled", f"The model server stopped sending for {request.stall_seconds:g} s."
+                FailureKind.STALLED, f"The model server stopped sending for {request.stall_seconds:g} s."
             ) from exc
         except Exception as exc:  # mapped to a typed failure, or re-raised when unknown
             raise _failure_from_client_error(exc) from exc
@@ -249,7 +219,7 @@ class TgiBackend:
                     await aclose()
                 except Exception:  # noqa: BLE001 - closing a broken stream may raise; nothing to save
                     pass
-        raise GenerationFailure("incomplete", "The model server ended the reply before finishing it.", retryable=False)
+        raise GenerationFailure(FailureKind.INCOMPLETE, "The model server ended the reply before finishing it.", retryable=False)
 
 
 async def server_probe(endpoint_url: str, timeout: float = 5.0) -> dict:

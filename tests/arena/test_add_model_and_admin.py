@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from arena.live import model_failures_key
 from arena.models import ChatModel
 from inference.devserver import DevServerConfig, serve_in_thread
 from tests.conftest import free_port
@@ -187,7 +188,7 @@ def test_add_model_checks_parameters_as_the_admin_does(param, message):
 @pytest.fixture
 def probes_run_here(monkeypatch):
     """`models_probe.delay()` runs the probe in this process (no retries); returns the calls."""
-    from inference import tasks
+    from arena import queue, tasks
 
     calls = []
 
@@ -195,7 +196,7 @@ def probes_run_here(monkeypatch):
         calls.append(kwargs)
         tasks.models_probe(model_ids=kwargs["model_ids"])
 
-    monkeypatch.setattr(tasks.models_probe, "delay", delay)
+    monkeypatch.setattr(queue, "models_probe_queue", delay)
     return calls
 
 
@@ -257,15 +258,16 @@ def test_add_model_queues_a_probe_for_a_new_server_only(django_capture_on_commit
 
 
 def test_a_first_probe_that_fails_is_retried_a_few_times(monkeypatch):
-    from inference import tasks
+    from arena import queue, tasks
+    from arena.services.registry import NEW_MODEL_PROBE_INTERVAL_SECONDS
 
     later = []
-    monkeypatch.setattr(tasks.models_probe, "apply_async", lambda **kw: later.append(kw))
+    monkeypatch.setattr(queue, "models_probe_queue", lambda **kw: later.append(kw))
     with serve_in_thread(DevServerConfig(model_id="up", time_to_first_token=0)) as url:
         up = ChatModel.objects.create(name="up", endpoint_url=url, template="zephyr", healthy=False)
         down = ChatModel.objects.create(name="down", endpoint_url=f"http://127.0.0.1:{free_port()}", template="zephyr")
         assert tasks.models_probe(model_ids=[up.id, down.id], retries=2) == 1
-    assert later == [{"kwargs": {"model_ids": [down.id], "retries": 1}, "countdown": tasks.NEW_MODEL_PROBE_INTERVAL_SECONDS}]
+    assert later == [{"model_ids": [down.id], "retries": 1, "countdown": NEW_MODEL_PROBE_INTERVAL_SECONDS}]
     assert tasks.models_probe(model_ids=[down.id], retries=0) == 0 and len(later) == 1  # the last try
 
 
@@ -284,10 +286,10 @@ def test_a_probe_of_a_model_s_old_server_is_not_recorded(chat_models):
 def test_parameters_that_don_t_fit_the_server_keep_a_model_out_once_probed(client, monkeypatch):
     """The admin can't know the server's limits before the first /info; the probe checks them."""
     from arena.selectors import models_drawable
-    from inference import tasks
+    from arena import queue, tasks
 
     later = []
-    monkeypatch.setattr(tasks.models_probe, "apply_async", lambda **kw: later.append(kw))
+    monkeypatch.setattr(queue, "models_probe_queue", lambda **kw: later.append(kw))
     with serve_in_thread(DevServerConfig(model_id="big", time_to_first_token=0)) as url:  # max_total_tokens 4096
         model = ChatModel.objects.create(name="big", endpoint_url=url, template="zephyr", parameters={"max_new_tokens": 5000})
         model.full_clean()  # nothing known about the server yet: accepted
@@ -315,7 +317,7 @@ def test_the_probe_action_reports_what_was_stored_not_the_raw_answer(client, cha
 
     client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
     model = chat_models[0]
-    live_redis().set(services.model_failures_key(model.id), 5, ex=60)  # its generations kept failing
+    live_redis().set(model_failures_key(model.id), 5, ex=60)  # its generations kept failing
     text = client.post("/admin/arena/chatmodel/", {"action": "probe", "_selected_action": [model.id]}, follow=True).content.decode()
     model.refresh_from_db()
     assert not model.healthy

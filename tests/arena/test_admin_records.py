@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client, override_settings
 
-from arena import ratings, services, tasks
+from arena import queue, ratings, services, tasks
 from arena.models import Battle, ChatModel, PairCount, Reply, Turn, Vote
 from tests.arena.test_leaderboard import vote
 from tests.arena.test_services import finish_turn
@@ -66,8 +66,8 @@ def test_deleting_votes_in_the_admin_recounts_the_leaderboard(
     from django.core.cache import cache
 
     # The rebuild and the refresh it queues run here, as a worker would run them.
-    monkeypatch.setattr(tasks.leaderboard_rebuild, "delay", lambda: tasks.leaderboard_rebuild())
-    monkeypatch.setattr(services, "leaderboard_refresh_schedule", lambda: tasks.leaderboard_live_refresh())
+    monkeypatch.setattr(queue, "leaderboard_rebuild_queue", lambda: tasks.leaderboard_rebuild())
+    monkeypatch.setattr(queue, "leaderboard_refresh_queue", lambda **kw: tasks.leaderboard_live_refresh())
     votes = []
     for outcome in ("a", "a", "b", "tie"):
         votes.append(vote(alice, outcome)[0])
@@ -86,7 +86,7 @@ def test_deleting_votes_in_the_admin_recounts_the_leaderboard(
     rows = list(Vote.objects.order_by("created_at", "id").values_list("battle__model_a_id", "battle__model_b_id", "outcome"))
     expected = ratings.elo_online(
         np.array([ids.index(r[0]) for r in rows]), np.array([ids.index(r[1]) for r in rows]),
-        np.array([services.OUTCOME_CODES[r[2]] for r in rows]), len(ids),
+        np.array([Vote.Outcome(r[2]).code for r in rows]), len(ids),
     )
     assert [ChatModel.objects.get(id=i).elo_online for i in ids] == pytest.approx(list(expected))
 

@@ -231,7 +231,7 @@ async def test_a_prompt_over_the_models_token_limit_fails_once_with_a_clear_reas
     import urllib.request
 
     from arena.live import live_redis
-    from arena.services import model_failures_key
+    from arena.live import model_failures_key
 
     comm = await connect(await new_session_key())
     await comm.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "tea " * 100}))

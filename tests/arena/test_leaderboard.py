@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from django.db.models import Sum
 from django.test import override_settings
 
-from arena import ratings, services
+from arena import queue, ratings, services
 from arena.leaderboard import leaderboard_snapshot
 from arena.models import Battle, ChatModel, PairCount, Vote
 from tests.arena.test_services import finish_turn
@@ -61,7 +61,7 @@ def test_counting_in_batches_matches_the_rating_math_in_vote_order(chat_models, 
     ids = sorted({b.model_a_id for _, b in cast} | {b.model_b_id for _, b in cast})
     a = np.array([ids.index(b.model_a_id) for _, b in cast])
     b = np.array([ids.index(b.model_b_id) for _, b in cast])
-    o = np.array([services.OUTCOME_CODES[v.outcome] for v, _ in cast])
+    o = np.array([Vote.Outcome(v.outcome).code for v, _ in cast])
     expected_elo = ratings.elo_online(a, b, o, len(ids))
     for i, model_id in enumerate(ids):
         assert ChatModel.objects.get(id=model_id).elo_online == pytest.approx(expected_elo[i])
@@ -78,7 +78,7 @@ def test_concurrent_counting_runs_count_every_vote_exactly_once(chat_models, ali
     from django.db import connection
 
     # Only these four runs count: no refresh task is queued for a worker of another test to run.
-    monkeypatch.setattr(services, "leaderboard_refresh_schedule", lambda: None)
+    monkeypatch.setattr(queue, "leaderboard_refresh_queue", lambda **kw: None)
     for i in range(40):
         vote_uncounted(alice, ["a", "b", "tie", "bothbad"][i % 4])
         cache.clear()
@@ -108,7 +108,7 @@ def test_the_periodic_count_catches_a_vote_whose_refresh_was_lost(chat_models, a
     from config.celery import app
 
     scheduled = []
-    monkeypatch.setattr(services, "leaderboard_refresh_schedule", lambda: scheduled.append(1))
+    monkeypatch.setattr(queue, "leaderboard_refresh_queue", lambda **kw: scheduled.append(1))
     vote_uncounted(alice, "b")
     scheduled.clear()  # the refresh this vote queued is the one that got lost
     assert tasks.votes_count() == 1 and scheduled == [1]
@@ -163,7 +163,7 @@ def test_the_snapshot_matches_the_rating_math(chat_models, alice):
     counts = np.zeros((2, 2, 4))
     names = snap["names"]
     for b in Battle.objects.select_related("vote", "model_a", "model_b"):
-        counts[names.index(b.model_a.name), names.index(b.model_b.name), services.OUTCOME_CODES[b.vote.outcome]] += 1
+        counts[names.index(b.model_a.name), names.index(b.model_b.name), Vote.Outcome(b.vote.outcome).code] += 1
     expected = ratings.fit_bt(counts)
     for row in snap["models"]:
         assert row["rating"] == pytest.approx(expected[names.index(row["model"])])

@@ -7,6 +7,8 @@ from django.db import IntegrityError, transaction
 from django.test import override_settings
 
 from arena import services
+from arena.live import live_redis, model_failures_key
+from arena.services import replies
 from arena.errors import ArenaError, NoModelsAvailable, NotAllowed, NotFound, RateLimited
 from arena.models import Battle, ChatModel, Reply, Turn, Vote
 
@@ -188,21 +190,20 @@ def test_reply_finish_stores_once(chat_models, alice):
 def test_the_sweep_fails_replies_no_worker_will_finish(chat_models, alice):
     from django.utils import timezone
 
-    from arena.live import live_redis
-    from inference.relay import heartbeat_key
-
     turn = services.battle_start(client=alice, text="Q")
     a, b = turn.replies.get(side="a"), turn.replies.get(side="b")
     now = timezone.now()
     assert services.replies_sweep(now=now) == 0  # fresh replies are left alone
     # a: a worker took it and died (no heartbeat); b: a worker is streaming it (heartbeat alive).
-    Reply.objects.filter(id__in=[a.id, b.id]).update(status=Reply.Status.STREAMING, started_at=now - timedelta(minutes=1))
-    live_redis().set(heartbeat_key(b.id), 1, ex=30)
+    job_a, job_b = services.reply_claim(reply_id=a.id), services.reply_claim(reply_id=b.id)
+    Reply.objects.filter(id__in=[a.id, b.id]).update(started_at=now - timedelta(minutes=1))
+    live_redis().set(job_b.keys.heartbeat, 1, ex=30)
+    assert job_a.keys.heartbeat != job_b.keys.heartbeat
     assert services.replies_sweep(now=now) == 1
     a.refresh_from_db(), b.refresh_from_db()
     assert a.status == "failed" and "worker" in a.failure_reason and "Regenerate" in a.failure_reason
     assert b.status == "streaming"
-    live_redis().delete(heartbeat_key(b.id))
+    live_redis().delete(job_b.keys.heartbeat)
 
 
 def test_the_sweep_fails_replies_nobody_picked_up(chat_models, alice):
@@ -225,9 +226,7 @@ def test_repeated_generation_failures_mark_a_model_unhealthy_until_the_window_pa
     services.model_health_record(model_id=model.id, healthy=True)  # /health alone doesn't clear it
     model.refresh_from_db()
     assert model.healthy is False
-    from arena.live import live_redis
-
-    live_redis().delete(services.model_failures_key(model.id))  # the window passed
+    live_redis().delete(model_failures_key(model.id))  # the window passed
     services.model_health_record(model_id=model.id, healthy=True, info={"model_id": "z"})
     model.refresh_from_db()
     assert model.healthy is True and model.server_info == {"model_id": "z"}
@@ -274,7 +273,7 @@ def test_a_failure_s_kind_is_stored_shown_and_carried_to_the_next_attempt(
     from arena.selectors import battle_state_for_client
 
     published = []
-    monkeypatch.setattr(services, "group_publish", lambda group, event: published.append(event))
+    monkeypatch.setattr(replies, "group_publish", lambda group, event: published.append(event))
     turn = services.battle_start(client=alice, text="Q")
     a, b = (turn.replies.get(side=s) for s in "ab")
     Reply.objects.filter(id__in=[a.id, b.id]).update(status=Reply.Status.STREAMING)

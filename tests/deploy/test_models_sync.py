@@ -234,10 +234,11 @@ def test_a_bad_list_fails_the_process_with_the_message(tmp_path):
 
 @pytest.mark.django_db
 def test_a_new_model_or_a_new_server_is_probed_before_it_is_drawn(monkeypatch, django_capture_on_commit_callbacks):
-    from inference import tasks
+    from arena import queue
+    from arena.services.registry import NEW_MODEL_PROBE_RETRIES
 
     queued = []
-    monkeypatch.setattr(tasks.models_probe, "delay", lambda **kw: queued.append(kw))
+    monkeypatch.setattr(queue, "models_probe_queue", lambda **kw: queued.append(kw))
     with django_capture_on_commit_callbacks(execute=True):
         sync(monkeypatch, [ZEPHYR, MISTRAL])
     ids = dict(ChatModel.objects.values_list("name", "id"))
@@ -248,5 +249,5 @@ def test_a_new_model_or_a_new_server_is_probed_before_it_is_drawn(monkeypatch, d
     queued.clear()
     with django_capture_on_commit_callbacks(execute=True):
         sync(monkeypatch, [{**ZEPHYR, "weight": 2.0}, {**MISTRAL, "url": "http://tgi-mistral-2:80"}])
-    assert queued == [{"model_ids": [ids["mistral-7b-instruct-v0.2"]], "retries": tasks.NEW_MODEL_PROBE_RETRIES}]
+    assert queued == [{"model_ids": [ids["mistral-7b-instruct-v0.2"]], "retries": NEW_MODEL_PROBE_RETRIES}]
     assert dict(ChatModel.objects.values_list("name", "healthy")) == {"zephyr-7b-beta": True, "mistral-7b-instruct-v0.2": False}

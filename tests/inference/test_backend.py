@@ -166,8 +166,6 @@ def conversation_tokens(prompt: str) -> int:
     ],
 )
 async def test_a_conversation_over_the_model_s_token_limits_fails_with_a_clear_final_message(limits, parameters, expected):
-    from inference.tasks import HEALTH_FAILURE_KINDS
-
     prompt = " ".join(["word"] * 60)
     config = DevServerConfig(model_id="small", time_to_first_token=0, tokens_per_second=0, **limits)
     with serve_in_thread(config) as url:
@@ -178,7 +176,7 @@ async def test_a_conversation_over_the_model_s_token_limits_fails_with_a_clear_f
     assert "Input validation error" not in failure.value.message and "`" not in failure.value.message
     # Permanent: not retried, and no sign of the server's health.
     assert failure.value.kind == "too_long" and not failure.value.retryable
-    assert failure.value.kind not in HEALTH_FAILURE_KINDS
+    assert not failure.value.kind.about_server
 
 
 @pytest.mark.parametrize(
@@ -197,7 +195,8 @@ async def test_a_conversation_over_the_model_s_token_limits_fails_with_a_clear_f
 def test_tgi_s_length_errors_become_sentences_for_people(error, expected):
     from text_generation.errors import ValidationError
 
-    from inference.backends import _failure_from_client_error, failure_facts
+    from arena.rules import failure_facts
+    from inference.backends import _failure_from_client_error
 
     failure = _failure_from_client_error(ValidationError(error))
     assert failure.message == expected and not failure.retryable
@@ -210,6 +209,6 @@ def test_tgi_s_length_errors_become_sentences_for_people(error, expected):
 
 @pytest.mark.parametrize("kind", ["unavailable", "overloaded", "incomplete", "timeout", "worker_lost", "no_worker", "internal", ""])
 def test_other_failures_may_be_retried(kind):
-    from inference.backends import failure_facts
+    from arena.rules import failure_facts
 
     assert failure_facts(kind) == {"failure_kind": kind, "retryable": True}

@@ -16,10 +16,10 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.backends.db import SessionStore
 
-from arena import services
+from arena import queue, services
 from arena.clients import ClientIdentity, client_identity
 from arena.models import Reply, Turn
-from inference.tasks import reply_generate as REPLY_GENERATE
+from arena.tasks import reply_generate as REPLY_GENERATE
 from tests.browser.conftest import chromium, page  # noqa: F401 - the same module-scoped browser fixtures
 from tests.conftest import process_group_stop, worker_start  # noqa: F401 - re-exported to the tests here
 
@@ -113,39 +113,30 @@ async def ws_join(comm, battle_id: str) -> dict:
 # --- where generation tasks go ----------------------------------------------------------------
 
 
-class _RoutedTask:
-    """Stands in for `inference.tasks.reply_generate` in this process: same task, another queue."""
-
-    def __init__(self, task, queue: str):
-        self.task, self.queue = task, queue
-
-    def delay(self, *args, **kwargs):
-        return self.task.apply_async(args, kwargs, queue=self.queue)
-
-
 class _NoTask:
-    """Stands in for `reply_generate` when a test finishes replies itself: nothing is queued."""
+    """Stands in for `arena.queue.reply_generate_queue` when a test finishes replies itself:
+    nothing is queued."""
 
     def __init__(self):
         self.queued: list[int] = []
 
-    def delay(self, reply_id, *args, **kwargs):
+    def __call__(self, reply_id: int) -> None:
         self.queued.append(reply_id)
 
 
-def tasks_route_to(monkeypatch, queue: str) -> None:
-    import inference.tasks
-
-    monkeypatch.setattr(inference.tasks, "reply_generate", _RoutedTask(REPLY_GENERATE, queue))
+def tasks_route_to(monkeypatch, queue_name: str) -> None:
+    """Generation tasks of this process go to `queue_name` (a dedicated worker's)."""
+    monkeypatch.setattr(
+        queue, "reply_generate_queue",
+        lambda reply_id: REPLY_GENERATE.apply_async(kwargs={"reply_id": reply_id}, queue=queue_name),
+    )
 
 
 @pytest.fixture
 def no_generation(monkeypatch) -> _NoTask:
     """Battles whose replies nobody generates: the test finishes them with `turn_finish`."""
-    import inference.tasks
-
     recorder = _NoTask()
-    monkeypatch.setattr(inference.tasks, "reply_generate", recorder)
+    monkeypatch.setattr(queue, "reply_generate_queue", recorder)
     return recorder
 
 

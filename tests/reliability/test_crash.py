@@ -12,8 +12,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-import inference.tasks
-from arena import services
+from arena import queue, services, tasks
 from arena.models import ChatModel, Reply, Vote
 from tests.conftest import slow_models_serving, worker_start
 from tests.reliability.conftest import (
@@ -84,7 +83,7 @@ async def test_a_killed_worker_s_replies_are_failed_by_the_sweep_and_can_be_rege
         swept = 0
         while swept < 2 and time.monotonic() - killed < HEARTBEAT + 6:
             await asyncio.sleep(0.5)
-            swept += await database_sync_to_async(inference.tasks.replies_sweep)()
+            swept += await database_sync_to_async(tasks.replies_sweep)()
         took = time.monotonic() - killed
         assert swept == 2, f"the sweep failed {swept} of 2 replies in {took:.1f} s"
         assert took <= HEARTBEAT + 3, f"a dead worker's replies were failed after {took:.1f} s"
@@ -100,7 +99,7 @@ async def test_a_killed_worker_s_replies_are_failed_by_the_sweep_and_can_be_rege
             assert replies[side].status == Reply.Status.FAILED and replies[side].failure_reason == frame["reason"]
 
         # The battle isn't lost: regenerate it on a live worker (short replies this time).
-        monkeypatch.setattr(inference.tasks, "reply_generate", REPLY_GENERATE)
+        monkeypatch.setattr(queue, "reply_generate_queue", lambda reply_id: REPLY_GENERATE.delay(reply_id=reply_id))
         await database_sync_to_async(ChatModel.objects.update)(parameters={"max_new_tokens": 8})
         await ws_send(comm, {"action": "regenerate", "battle": battle_id, "side": None})
         frames = await frames_until(comm, lambda f, fs: finished_sides(fs, attempt=1) >= {"a", "b"})

@@ -12,6 +12,7 @@ from django.test import override_settings
 
 from arena import services
 from arena.models import Reply, Turn, Vote
+from arena.text import text_names_identity
 from tests.conftest import ROOT
 from tests.reliability.conftest import (
     battle_finished,
@@ -65,9 +66,9 @@ async def test_a_prompt_naming_a_vendor_does_not_flag_the_vote(chat_models, cele
 
 @override_settings(ARENA_IDENTITY_WORDS=["frobnicator", "acme labs"])
 def test_the_word_list_comes_from_settings(chat_models, alice, no_generation):
-    assert services.text_names_identity("I was trained by Acme Labs.")
-    assert not services.text_names_identity(CONFESSION)  # no longer on the list
-    assert not services.text_names_identity("Frobnicators are tools.")  # whole words only
+    assert text_names_identity("I was trained by Acme Labs.")
+    assert not text_names_identity(CONFESSION)  # no longer on the list
+    assert not text_names_identity("Frobnicators are tools.")  # whole words only
     flagged = battle_finished(alice, text_a="Hello, I am Frobnicator-2.", text_b="Hi")
     services.vote_cast(battle_id=flagged.battle_id, client=alice, outcome="a")
     clean = battle_finished(alice, text="Is Frobnicator good?", text_a=CONFESSION, text_b="Hi")

@@ -177,7 +177,7 @@ def current_replies(battle_id: str) -> dict[str, Reply]:
 
 def sweep_in(stack) -> str:
     """The periodic sweep, as the private stack's beat would run it (its own Redis)."""
-    code = "import django; django.setup(); from inference.tasks import replies_sweep; print(replies_sweep())"
+    code = "import django; django.setup(); from arena.tasks import replies_sweep; print(replies_sweep())"
     return subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=_subprocess_env() | stack.env | {"DJANGO_SETTINGS_MODULE": "config.settings"},
         capture_output=True, text=True, timeout=60, check=True,
@@ -286,7 +286,7 @@ async def redis_restart_scenario(stack, report: list[str]) -> None:
 
         await ws.close()
         ws, snapshot, tries = await browser.rejoin(battle_id)
-        assert snapshot["votable"]
+        assert snapshot["controls"]["may_vote"]
         for side, reply in replies.items():
             assert snapshot["turns"][0]["sides"][side]["text"] == reply.text  # what the page shows is what is stored
         await ws.send(json.dumps({"action": "vote", "battle": battle_id, "outcome": "tie"}))

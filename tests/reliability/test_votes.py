@@ -141,7 +141,7 @@ async def test_no_vote_before_both_replies_are_done(chat_models, no_generation, 
     comm = await ws_connect(key)
     try:
         snapshot = await ws_join(comm, battle_id)
-        assert snapshot["votable"] is False
+        assert snapshot["controls"]["may_vote"] is False
         await ws_send(comm, {"action": "vote", "battle": battle_id, "outcome": "b"})
         error = await ws_receive(comm, 5)
         assert error["type"] == "error" and error["code"] == "not_allowed" and "both replies" in error["message"]

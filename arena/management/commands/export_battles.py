@@ -6,12 +6,6 @@ from django.db.models import Prefetch
 from arena.models import Battle, Reply, Turn, Vote
 from arena.ratings import OUTCOME_NAMES
 
-VOTE_TO_WINNER = {
-    Vote.Outcome.A: OUTCOME_NAMES[0],
-    Vote.Outcome.B: OUTCOME_NAMES[1],
-    Vote.Outcome.TIE: OUTCOME_NAMES[2],
-    Vote.Outcome.BOTHBAD: OUTCOME_NAMES[3],
-}
 
 
 class Command(BaseCommand):
@@ -55,7 +49,7 @@ def _record(battle: Battle) -> dict:
         "question_id": source[2:] if source.startswith("q:") else str(battle.id),
         "model_a": battle.model_a.name,
         "model_b": battle.model_b.name,
-        "winner": VOTE_TO_WINNER[battle.vote.outcome],
+        "winner": OUTCOME_NAMES[Vote.Outcome(battle.vote.outcome).code],
         "judge": battle.judge or battle.client_id,
         "turn": len(conversation["a"]) // 2,
         "anony": battle.anonymous,

@@ -9,8 +9,8 @@ from tqdm import tqdm
 from arena import services
 from arena.battle_files import BattleFileError, battles_read
 from arena.models import Battle, ChatModel, Reply, Turn, Vote
+from arena.text import text_names_identity
 
-OUTCOME_TO_VOTE = {0: Vote.Outcome.A, 1: Vote.Outcome.B, 2: Vote.Outcome.TIE, 3: Vote.Outcome.BOTHBAD}
 BATCH = 2000
 
 
@@ -76,7 +76,7 @@ class Command(BaseCommand):
             if when:
                 battle.created_at = when
             battles.append(battle)
-            vote = Vote(battle=battle, outcome=OUTCOME_TO_VOTE[record.outcome], client_id="import")
+            vote = Vote(battle=battle, outcome=Vote.Outcome.from_code(record.outcome), client_id="import")
             if when:
                 vote.created_at = when
             votes.append(vote)
@@ -86,7 +86,7 @@ class Command(BaseCommand):
                 turns.append(turn)
                 for side, text, model in (("a", answer_a, battle.model_a), ("b", answer_b, battle.model_b)):
                     replies.append(Reply(turn=turn, side=side, model=model, status=Reply.Status.DONE, text=text,
-                                         names_identity=services.text_names_identity(text)))
+                                         names_identity=text_names_identity(text)))
         Battle.objects.bulk_create(battles)
         Vote.objects.bulk_create(votes)
         Turn.objects.bulk_create(turns)

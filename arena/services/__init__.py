@@ -1,0 +1,47 @@
+"""Writes. Every change to battles, turns, replies, votes and the model registry goes through a
+function here, one module per entity; `from arena import services` gives them all.
+
+Functions are keyword-only and named `<entity>_<action>`. Work for Celery is queued with
+`transaction.on_commit` (through `arena.queue`), so a task never sees a row that might still
+roll back.
+"""
+
+from arena.services.battles import battle_start, battles_delete, turn_regenerate, turn_submit
+from arena.services.counting import (
+    leaderboard_rebuild,
+    leaderboard_rebuild_schedule,
+    leaderboard_refresh_schedule,
+    votes_count_pending,
+)
+from arena.services.registry import (
+    HealthVerdict,
+    model_failure_record,
+    model_health_record,
+    model_server_changed,
+    models_probe_now,
+)
+from arena.services.replies import GenerationJob, replies_sweep, reply_claim, reply_finish, reply_requeue
+from arena.services.votes import vote_cast, votes_delete
+
+__all__ = [
+    "GenerationJob",
+    "HealthVerdict",
+    "battle_start",
+    "battles_delete",
+    "leaderboard_rebuild",
+    "leaderboard_rebuild_schedule",
+    "leaderboard_refresh_schedule",
+    "model_failure_record",
+    "model_health_record",
+    "model_server_changed",
+    "models_probe_now",
+    "replies_sweep",
+    "reply_claim",
+    "reply_finish",
+    "reply_requeue",
+    "turn_regenerate",
+    "turn_submit",
+    "vote_cast",
+    "votes_count_pending",
+    "votes_delete",
+]

@@ -1,0 +1,113 @@
+"""Rating bookkeeping: counting votes into the pair counts and online Elo, recounting them all."""
+
+from __future__ import annotations
+
+import numpy as np
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F
+
+from arena import queue, ratings
+from arena.models import ChatModel, PairCount, Vote
+
+VOTES_COUNT_BATCH = 5000
+LIVE_REFRESH_PENDING = "leaderboard:live-pending"
+
+
+def votes_count_pending(*, batch_size: int = VOTES_COUNT_BATCH) -> int:
+    """Add every countable vote not yet counted to the pair counts and the online Elo; returns how many.
+
+    Votes are taken in id order (the order they were cast), locked with SKIP LOCKED so two runs
+    never count one vote twice, and both models of every pair in the batch are locked in id order
+    while their cells and online Elo change, so concurrent runs can't deadlock or lose an update.
+    """
+    total = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                Vote.objects.countable().filter(counted=False)
+                .select_for_update(skip_locked=True, of=("self",))
+                .order_by("id")
+                .values_list("id", "battle__model_a_id", "battle__model_b_id", "outcome")[:batch_size]
+            )
+            if not rows:
+                return total
+            _votes_add(rows)
+        total += len(rows)
+        if len(rows) < batch_size:
+            return total
+
+
+def _votes_add(rows: list[tuple[int, int, int, str]]) -> None:
+    model_ids = sorted({r[1] for r in rows} | {r[2] for r in rows})
+    models = {m.id: m for m in ChatModel.objects.select_for_update().filter(id__in=model_ids).order_by("id")}
+    cells: dict[tuple[int, int, int], int] = {}
+    elo = {model_id: model.elo_online for model_id, model in models.items()}
+    for _, a, b, outcome in rows:
+        code = Vote.Outcome(outcome).code
+        cells[(a, b, code)] = cells.get((a, b, code), 0) + 1
+        elo[a], elo[b] = ratings.elo_step(elo[a], elo[b], code)
+    existing = set(
+        PairCount.objects.filter(model_a_id__in=model_ids, model_b_id__in=model_ids)
+        .values_list("model_a_id", "model_b_id", "outcome")
+    )
+    for (a, b, code), n in cells.items():
+        if (a, b, code) in existing:
+            PairCount.objects.filter(model_a_id=a, model_b_id=b, outcome=code).update(count=F("count") + n)
+    PairCount.objects.bulk_create([
+        PairCount(model_a_id=a, model_b_id=b, outcome=code, count=n)
+        for (a, b, code), n in cells.items() if (a, b, code) not in existing
+    ])
+    for model_id, model in models.items():
+        model.elo_online = elo[model_id]
+    ChatModel.objects.bulk_update(models.values(), ["elo_online"])
+    Vote.objects.filter(id__in=[r[0] for r in rows]).update(counted=True)
+
+
+def leaderboard_refresh_schedule() -> None:
+    """Queue one live refresh; votes arriving meanwhile ride along with it (debounced)."""
+    if cache.add(LIVE_REFRESH_PENDING, 1, timeout=5):
+        queue.leaderboard_refresh_queue(countdown=0.05)
+
+
+@transaction.atomic
+def leaderboard_rebuild() -> int:
+    """Recount every vote from the database (after an import, a deletion or a change of the
+    counting rules)."""
+    # Resetting every model's Elo locks their rows: a concurrent counting run waits for this
+    # transaction before it can count (or mark) any vote.
+    ChatModel.objects.update(elo_online=ratings.INITIAL_RATING)
+    PairCount.objects.all().delete()
+    Vote.objects.update(counted=False)
+    eligible = Vote.objects.countable()
+    # Marked first, then read back by that mark: a vote committed in between is neither marked
+    # nor counted here (the next counting run takes it), never marked without being counted.
+    eligible.update(counted=True)
+    rows = list(
+        eligible.filter(counted=True).order_by("created_at", "id")
+        .values_list("battle__model_a_id", "battle__model_b_id", "outcome")
+    )
+    # Published after the commit even with no votes left (the last one was deleted).
+    transaction.on_commit(leaderboard_refresh_schedule)
+    if not rows:
+        return 0
+    ids = sorted({r[0] for r in rows} | {r[1] for r in rows})
+    index = {model_id: i for i, model_id in enumerate(ids)}
+    a = np.fromiter((index[r[0]] for r in rows), dtype=np.int64, count=len(rows))
+    b = np.fromiter((index[r[1]] for r in rows), dtype=np.int64, count=len(rows))
+    o = np.fromiter((Vote.Outcome(r[2]).code for r in rows), dtype=np.int64, count=len(rows))
+    counts = ratings.counts_from_battles(a, b, o, len(ids))
+    elo = ratings.elo_online(a, b, o, len(ids))
+    cells = [
+        PairCount(model_a_id=ids[i], model_b_id=ids[j], outcome=k, count=int(counts[i, j, k]))
+        for i, j, k in zip(*np.nonzero(counts), strict=True)
+    ]
+    PairCount.objects.bulk_create(cells, batch_size=5000)
+    for model_id, rating in zip(ids, elo, strict=True):
+        ChatModel.objects.filter(id=model_id).update(elo_online=float(rating))
+    return len(rows)
+
+
+def leaderboard_rebuild_schedule() -> None:
+    """Queue a full recount (`leaderboard_rebuild`) for a worker."""
+    queue.leaderboard_rebuild_queue()
