@@ -295,3 +295,48 @@ def test_a_failure_s_kind_is_stored_shown_and_carried_to_the_next_attempt(
     Reply.objects.filter(id=fresh.id).update(status=Reply.Status.STREAMING)
     services.reply_finish(reply_id=fresh.id, text="Fine", failure_kind="ignored")
     assert Reply.objects.get(id=fresh.id).failure_kind == ""
+
+
+def test_the_second_side_to_finish_says_the_battle_may_go_on(
+    chat_models, alice, monkeypatch, django_capture_on_commit_callbacks
+):
+    published = []
+    monkeypatch.setattr(replies, "group_publish", lambda group, event: published.append(event))
+    turn = services.battle_start(client=alice, text="Q")
+    with django_capture_on_commit_callbacks(execute=True):
+        finish_turn(turn)
+    first, second = (event["controls"] for event in published)
+    assert not first["may_vote"] and not first["may_send"]
+    assert first["hint"].startswith("Both models are still answering")
+    assert second == {"may_send": True, "may_vote": True, "may_regenerate": True, "may_retry": [], "hint": ""}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sides_finishing_at_once_still_open_the_vote(chat_models, alice, monkeypatch):
+    """Each finish locks the battle first, so the later one sees the earlier one's reply."""
+    import threading
+
+    from django.db import connection
+
+    published = []
+    monkeypatch.setattr(replies, "group_publish", lambda group, event: published.append(event))
+    for _ in range(5):
+        published.clear()
+        turn = services.battle_start(client=alice, text="Q")
+        ids = list(turn.replies.values_list("id", flat=True))
+        Reply.objects.filter(id__in=ids).update(status=Reply.Status.STREAMING)
+        barrier = threading.Barrier(2)
+
+        def finish(reply_id):
+            try:
+                barrier.wait()
+                services.reply_finish(reply_id=reply_id, text="Answer", token_count=1)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=finish, args=(reply_id,)) for reply_id in ids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(event["controls"]["may_vote"] for event in published) == [False, True]
