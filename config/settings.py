@@ -47,9 +47,8 @@ try:
         )
     }
     # PostgreSQL connections come from a pool in each process (psycopg_pool): without it every
-    # service call from a websocket opened a new connection (a sixth of the web process's time in
-    # bench/votes.py), and persistent per-thread connections (DB_CONN_MAX_AGE) pile up under ASGI,
-    # one per thread. 0 turns the pool off.
+    # service call from a websocket opens a new connection, and persistent per-thread connections
+    # (DB_CONN_MAX_AGE) pile up under ASGI, one per thread. 0 turns the pool off.
     DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", 20, validate=_NON_NEGATIVE)
     if DATABASES["default"]["ENGINE"].endswith("postgresql") and DB_POOL_MAX_SIZE:
         if DB_CONN_MAX_AGE:
@@ -76,12 +75,10 @@ try:
     ARENA_BATTLES_PER_MINUTE = env.int("ARENA_BATTLES_PER_MINUTE", 10, validate=_AT_LEAST_ONE)
     ARENA_VOTES_PER_DAY = env.int("ARENA_VOTES_PER_DAY", 500, validate=_AT_LEAST_ONE)
     ARENA_TURNS_PER_MINUTE = env.int("ARENA_TURNS_PER_MINUTE", 20, validate=_AT_LEAST_ONE)
-    # Coalescing of streamed deltas (inference/relay.py): at most one publish per stream per this
+    # Coalescing of streamed deltas (arena/relay.py): at most one publish per stream per this
     # many ms (plus whatever piles up while a publish is in flight). 15 ms is one frame of a 60 Hz
     # display: no browser shows tokens more often, and a model streaming 50 tokens/s (one per
-    # 20 ms) is never held back. Measured with bench/stream.py at 50 tokens/s, one battle: with
-    # 30 ms, half the tokens were held back and the relay added 18.5 ms per token (median); with
-    # 15 ms, 1.8 ms, as with no window (2.2 ms).
+    # 20 ms) is never held back.
     ARENA_DELTA_FLUSH_MS = env.int("ARENA_DELTA_FLUSH_MS", 15, validate=_NON_NEGATIVE)
     ARENA_DELTA_FLUSH_CHARS = env.int("ARENA_DELTA_FLUSH_CHARS", 256, validate=_AT_LEAST_ONE)
     # A streaming reply refreshes a heartbeat in Redis; the sweeper fails one whose heartbeat
@@ -189,11 +186,8 @@ CACHES = {
 # Redis pub/sub, not channels_redis's list-based RedisChannelLayer. A delta is one PUBLISH to the
 # battle's group, pushed to the web processes whose sockets follow that battle; the list-based layer
 # costs four round trips per group_send (prune, members, prune, Lua push) and one blocking pop per
-# message per web process, all receives of a process queued behind one lock. Measured with
-# bench/stream.py (1 worker, 1 uvicorn, 200 tokens at 50 tokens/s per reply): at 200 streams
-# the list-based layer fell seconds behind and dropped a quarter of the tokens (its per-channel
-# capacity overflowed), pub/sub delivered every token with 55% less CPU per token. Nothing is
-# lost by it: both layers drop an event for a group nobody follows, and a browser that (re)joins
+# message per web process, all receives of a process queued behind one lock, and under load it
+# overflows its per-channel capacity and drops tokens (bench/README.md). Nothing is lost by it: both layers drop an event for a group nobody follows, and a browser that (re)joins
 # reads the text so far from Redis. A socket's pending events queue in its web process (at most a
 # reply's worth of text) instead of expiring in Redis.
 CHANNEL_LAYERS = {
@@ -210,7 +204,8 @@ CHANNEL_LAYERS = {
     }
 }
 
-# Sessions identify a client (with a salted IP hash); signed cookies need no table writes.
+# Sessions identify a client (with a salted IP hash). Kept in the database, so a session exists
+# only once one of our pages has made it; the websocket refuses a socket without one.
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
