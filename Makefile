@@ -1,4 +1,5 @@
-# Two commands: `make run` (the whole arena locally) and `make test` (the whole suite).
+# Two commands: `make run` (the whole arena locally) and `make test` (the whole suite);
+# `make lint` runs the checkers CI runs first.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/arena
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test deps chromium bench clean
+.PHONY: run test lint deps chromium bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,13 @@ run: deps
 test: deps chromium
 	DEBUG=true DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	  $(PY) -m pytest $(PYTEST_ARGS)
+
+# Both checkers always run, so one pass shows every finding; mypy's files are in pyproject.toml.
+lint: deps
+	@status=0; \
+	  $(PY) -m ruff check . || status=1; \
+	  $(PY) -m mypy || status=1; \
+	  exit $$status
 
 bench: deps
 	$(PY) bench/leaderboard.py

@@ -8,11 +8,13 @@ everything with its line (or array position) number, so nothing is half-read.
 
 from __future__ import annotations
 
-import numpy as np
-import orjson  # ~5x faster than json on million-line files; same errors (a JSONDecodeError subclass)
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson  # ~5x faster than json on million-line files; same errors (a JSONDecodeError subclass)
 
 from arena.ratings import WINNER_TO_OUTCOME
 
@@ -35,7 +37,7 @@ class BattleRecord:
         return self.raw.get("anony", True) is not False
 
 
-def _records_raw(path: Path) -> Iterator[tuple[int, object]]:
+def _records_raw(path: Path) -> Iterator[tuple[int, Any]]:  # Any: whatever JSON value the line holds
     with path.open("rb") as fh:
         head = fh.read(4096).lstrip()
     if head.startswith(b"["):
@@ -43,8 +45,7 @@ def _records_raw(path: Path) -> Iterator[tuple[int, object]]:
             items = orjson.loads(path.read_bytes())
         except orjson.JSONDecodeError as exc:
             raise BattleFileError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-        for i, item in enumerate(items, start=1):
-            yield i, item
+        yield from enumerate(items, start=1)
         return
     with path.open("rb") as fh:
         for number, line in enumerate(fh, start=1):
@@ -77,7 +78,9 @@ def record_validate(number: int, item: object) -> BattleRecord:
         if conversation is not None and not (
             isinstance(conversation, list)
             and all(
-                isinstance(m, dict) and m.get("role") in ("user", "assistant", "system") and isinstance(m.get("content", ""), str)
+                isinstance(m, dict)
+                and m.get("role") in ("user", "assistant", "system")
+                and isinstance(m.get("content", ""), str)
                 for m in conversation
             )
         ):

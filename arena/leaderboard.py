@@ -51,7 +51,9 @@ def leaderboard_snapshot(*, bootstrap_rounds: int = 0) -> dict:
         payload.update(win_fraction=[], wins=[], battle_counts=[], computed_ms=0.0)
         return payload
     anchor = _anchor(names)
-    table = ratings.leaderboard_compute(counts, names, anchor=anchor, elo=elo, bootstrap_rounds=bootstrap_rounds, seed=0)
+    table = ratings.leaderboard_compute(
+        counts, names, anchor=anchor, elo=elo, bootstrap_rounds=bootstrap_rounds, seed=0
+    )
     rows = table.to_dicts()
     if bootstrap_rounds == 0:
         boot = cache.get(CACHE_BOOTSTRAP)

@@ -97,12 +97,14 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = [
     "A_WINS",
@@ -155,6 +157,13 @@ INITIAL_RATING = 1000.0
 RATING_PER_LOGIT = SCALE / math.log(BASE)  # rating points per natural log-odds unit
 DEFAULT_RIDGE = 1e-6
 
+# Ratings, intervals and every matrix derived from counts are float64; counts and model
+# indices may come in any integer (or, for counts, float) dtype and are converted on entry.
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+IndexArray = NDArray[np.intp]  # what flatnonzero / nonzero return
+AnyArray = NDArray[Any]
+
 _MAX_STEP = 5.0  # largest move, in log-odds units, of one bootstrap fixed-point step
 _CHUNK_ELEMENTS = 1 << 18  # rounds per bootstrap chunk ~ this / K^2
 
@@ -162,8 +171,8 @@ _CHUNK_ELEMENTS = 1 << 18  # rounds per bootstrap chunk ~ this / K^2
 class Interval(NamedTuple):
     """Lower and upper bounds in rating points, one entry per model."""
 
-    lower: np.ndarray
-    upper: np.ndarray
+    lower: FloatArray
+    upper: FloatArray
 
 
 # --------------------------------------------------------------------------
@@ -172,8 +181,8 @@ class Interval(NamedTuple):
 
 
 def counts_from_battles(
-    a_idx: np.ndarray, b_idx: np.ndarray, outcome: np.ndarray, k: int
-) -> np.ndarray:
+    a_idx: AnyArray, b_idx: AnyArray, outcome: AnyArray, k: int
+) -> IntArray:
     """Collapse battle rows into an int64 ``(k, k, 4)`` count array.
 
     ``a_idx``/``b_idx`` are model indices of sides A and B, ``outcome`` the
@@ -202,7 +211,7 @@ def counts_from_battles(
     return counts.astype(np.int64, copy=False).reshape(k, k, N_OUTCOMES)
 
 
-def counts_add(counts: np.ndarray, a: int, b: int, outcome: int, n: int = 1) -> None:
+def counts_add(counts: AnyArray, a: int, b: int, outcome: int, n: int = 1) -> None:
     """Add ``n`` battles (a on side A, b on side B, outcome) to ``counts`` in place."""
     k = counts.shape[0]
     if not (0 <= a < k and 0 <= b < k):
@@ -214,7 +223,7 @@ def counts_add(counts: np.ndarray, a: int, b: int, outcome: int, n: int = 1) -> 
     counts[a, b, outcome] += n
 
 
-def _check_counts(counts: np.ndarray) -> np.ndarray:
+def _check_counts(counts: AnyArray) -> FloatArray:
     c = np.asarray(counts, dtype=np.float64)
     if c.ndim != 3 or c.shape[0] != c.shape[1] or c.shape[2] != N_OUTCOMES:
         raise ValueError("counts must have shape (K, K, 4)")
@@ -223,7 +232,7 @@ def _check_counts(counts: np.ndarray) -> np.ndarray:
     return c
 
 
-def _pair_stats(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pair_stats(counts: AnyArray) -> tuple[FloatArray, FloatArray]:
     """Strict wins ``S[i, j]`` (i beat j, either side) and symmetric ties ``T``."""
     c = _check_counts(counts)
     strict = c[:, :, A_WINS] + c[:, :, B_WINS].T
@@ -234,22 +243,23 @@ def _pair_stats(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return strict, ties
 
 
-def battle_count_matrix(counts: np.ndarray) -> np.ndarray:
+def battle_count_matrix(counts: AnyArray) -> AnyArray:
     """Symmetric ``(K, K)`` matrix of battles between i and j (both orientations)."""
     c = np.asarray(counts)
     _check_counts(c)
-    per_side = c.sum(axis=2)
+    per_side: AnyArray = c.sum(axis=2)  # in the dtype of counts
     out = per_side + per_side.T
     np.fill_diagonal(out, 0)
     return out
 
 
-def votes_per_model(counts: np.ndarray) -> np.ndarray:
+def votes_per_model(counts: AnyArray) -> AnyArray:
     """Number of battles each model took part in (either side)."""
-    return battle_count_matrix(counts).sum(axis=1)
+    votes: AnyArray = battle_count_matrix(counts).sum(axis=1)
+    return votes
 
 
-def pair_wins_matrix(counts: np.ndarray) -> np.ndarray:
+def pair_wins_matrix(counts: AnyArray) -> FloatArray:
     """``(K, K)`` battles row model i won outright against column model j, either side.
 
     With :func:`battle_count_matrix` ``n``: i's record against j is
@@ -258,7 +268,7 @@ def pair_wins_matrix(counts: np.ndarray) -> np.ndarray:
     return _pair_stats(counts)[0]
 
 
-def win_fraction_matrix(counts: np.ndarray, tie_weight: float = 0.0, *, exclude_ties: bool = False) -> np.ndarray:
+def win_fraction_matrix(counts: AnyArray, tie_weight: float = 0.0, *, exclude_ties: bool = False) -> FloatArray:
     """Fraction of battles between row model i and column model j won by i.
 
     Both orientations are pooled.  The default ``tie_weight=0`` is FastChat's
@@ -282,7 +292,7 @@ def win_fraction_matrix(counts: np.ndarray, tie_weight: float = 0.0, *, exclude_
     return frac
 
 
-def average_win_rate(counts: np.ndarray, tie_weight: float = 0.0) -> np.ndarray:
+def average_win_rate(counts: AnyArray, tie_weight: float = 0.0) -> FloatArray:
     """Mean over opponents of the pairwise win fraction (FastChat's chart)."""
     frac = win_fraction_matrix(counts, tie_weight)
     out = np.full(frac.shape[0], np.nan)
@@ -296,33 +306,33 @@ def average_win_rate(counts: np.ndarray, tie_weight: float = 0.0) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
-def _sigmoid_matrix(beta: np.ndarray) -> np.ndarray:
+def _sigmoid_matrix(beta: FloatArray) -> FloatArray:
     """``P[i, j] = sigma(beta_i - beta_j)``; ``P.T == 1 - P`` to the last bit."""
     d = beta[:, None] - beta[None, :]
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-d))
 
 
-def _laplacian(weights: np.ndarray) -> np.ndarray:
+def _laplacian(weights: FloatArray) -> FloatArray:
     """``L = diag(rowsum(w)) - w`` for a symmetric weight matrix with zero diagonal."""
     lap = -weights
     lap[np.diag_indices_from(lap)] += weights.sum(axis=1)
     return lap
 
 
-def _nll(w: np.ndarray, beta: np.ndarray, ridge: float) -> float:
+def _nll(w: FloatArray, beta: FloatArray, ridge: float) -> float:
     d = beta[:, None] - beta[None, :]
     return float(np.sum(w * np.logaddexp(0.0, -d)) + 0.5 * ridge * beta @ beta)
 
 
 def _newton(
-    n: np.ndarray,
-    w: np.ndarray,
-    beta: np.ndarray,
+    n: FloatArray,
+    w: FloatArray,
+    beta: FloatArray,
     ridge: float,
     tol: float,
     max_iter: int,
-) -> np.ndarray:
+) -> FloatArray:
     """Minimise the BT negative log-likelihood from the pair statistics.
 
     ``n`` symmetric battle counts, ``w[i, j]`` wins of i over j with ties as
@@ -372,7 +382,7 @@ def _newton(
     return beta
 
 
-def _beta_start(init: np.ndarray | None, idx: np.ndarray) -> np.ndarray:
+def _beta_start(init: FloatArray | None, idx: IndexArray) -> FloatArray:
     if init is None:
         return np.zeros(idx.size)
     r = np.asarray(init, dtype=np.float64)[idx]
@@ -380,10 +390,11 @@ def _beta_start(init: np.ndarray | None, idx: np.ndarray) -> np.ndarray:
     if np.all(np.isnan(r)):
         return np.zeros(idx.size)
     beta = (r - np.nanmean(r)) / RATING_PER_LOGIT
-    return np.nan_to_num(beta, nan=0.0)
+    start: FloatArray = np.nan_to_num(beta, nan=0.0)
+    return start
 
 
-def _apply_anchor(ratings: np.ndarray, anchor: tuple[int, float] | None) -> np.ndarray:
+def _apply_anchor(ratings: FloatArray, anchor: tuple[int, float] | None) -> FloatArray:
     if anchor is None:
         return ratings
     i, value = int(anchor[0]), float(anchor[1])
@@ -394,14 +405,14 @@ def _apply_anchor(ratings: np.ndarray, anchor: tuple[int, float] | None) -> np.n
 
 
 def fit_bt(
-    counts: np.ndarray,
+    counts: AnyArray,
     *,
     anchor: tuple[int, float] | None = None,
-    init: np.ndarray | None = None,
+    init: FloatArray | None = None,
     ridge: float = DEFAULT_RIDGE,
     tol: float = 1e-10,
     max_iter: int = 100,
-) -> np.ndarray:
+) -> FloatArray:
     """Bradley–Terry ratings (rating points, shape ``(K,)``).
 
     ``init`` is a previous rating vector (any gauge) for a warm start; it only
@@ -426,11 +437,11 @@ def fit_bt(
 # --------------------------------------------------------------------------
 
 
-def _components(adjacent: np.ndarray) -> list[np.ndarray]:
+def _components(adjacent: NDArray[np.bool_]) -> list[IndexArray]:
     """Connected components of a boolean adjacency matrix."""
     k = adjacent.shape[0]
     label = np.full(k, -1)
-    comps = []
+    comps: list[IndexArray] = []
     for start in range(k):
         if label[start] >= 0:
             continue
@@ -446,7 +457,7 @@ def _components(adjacent: np.ndarray) -> list[np.ndarray]:
     return comps
 
 
-def _gauge_pinv(lap: np.ndarray, comps: list[np.ndarray]) -> np.ndarray:
+def _gauge_pinv(lap: FloatArray, comps: list[IndexArray]) -> FloatArray:
     """Pseudo-inverse of a Laplacian-like matrix whose null space is spanned by
     the indicators of ``comps`` (each component is centred on its own)."""
     out = np.zeros_like(lap)
@@ -462,8 +473,8 @@ def _gauge_pinv(lap: np.ndarray, comps: list[np.ndarray]) -> np.ndarray:
 
 
 def rating_covariance(
-    counts: np.ndarray, ratings: np.ndarray, *, method: str = "sandwich"
-) -> np.ndarray:
+    counts: AnyArray, ratings: FloatArray, *, method: str = "sandwich"
+) -> FloatArray:
     """Covariance of the centred ratings, in rating points squared, ``(K, K)``.
 
     ``method="hessian"``: inverse observed information H^+ (exact for
@@ -507,8 +518,8 @@ def _z(level: float) -> float:
 
 
 def analytic_intervals(
-    counts: np.ndarray,
-    ratings: np.ndarray,
+    counts: AnyArray,
+    ratings: FloatArray,
     *,
     level: float = 0.95,
     method: str = "sandwich",
@@ -539,13 +550,13 @@ def analytic_intervals(
 class _PairCells(NamedTuple):
     """Outcome cells pooled per unordered pair (i < j) of rated models."""
 
-    idx: np.ndarray  # rated model indices into the full K
-    pi: np.ndarray  # (P,) local index of i
-    pj: np.ndarray  # (P,) local index of j
-    cells: np.ndarray  # (P, 3) counts: i beat j, j beat i, tie or both-bad
+    idx: IndexArray  # rated model indices into the full K
+    pi: IndexArray  # (P,) local index of i
+    pj: IndexArray  # (P,) local index of j
+    cells: FloatArray  # (P, 3) counts: i beat j, j beat i, tie or both-bad
 
 
-def _pair_cells(counts: np.ndarray) -> _PairCells:
+def _pair_cells(counts: AnyArray) -> _PairCells:
     strict, ties = _pair_stats(counts)
     n = strict + strict.T + ties
     idx = np.flatnonzero(n.sum(axis=1) > 0)
@@ -557,8 +568,8 @@ def _pair_cells(counts: np.ndarray) -> _PairCells:
 
 
 def _reference_cells(
-    counts: np.ndarray, pc: _PairCells
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    counts: AnyArray, pc: _PairCells
+) -> tuple[FloatArray, IndexArray, NDArray[np.bool_]]:
     """FastChat's unique (model_a, model_b, outcome) rows and where each one
     lands in the pooled pair layout ``pc.cells.ravel()``.
 
@@ -583,7 +594,7 @@ def _reference_cells(
     return weights, target, a_low
 
 
-def _draw_fast(rng: np.random.Generator, weights: np.ndarray, total: int, rounds: int) -> np.ndarray:
+def _draw_fast(rng: np.random.Generator, weights: FloatArray, total: int, rounds: int) -> IntArray:
     """Exact Multinomial(total, weights / weights.sum()) draws, ``(rounds, C)``.
 
     Poissonisation: independent Poisson(total * p_c) counts sum to M, and
@@ -613,13 +624,13 @@ def _draw_fast(rng: np.random.Generator, weights: np.ndarray, total: int, rounds
 
 def _fit_rounds(
     pc: _PairCells,
-    pooled: np.ndarray,
-    beta_hat: np.ndarray,
-    precond: np.ndarray,
+    pooled: AnyArray,  # (rounds, P, 3) drawn counts, int or float
+    beta_hat: FloatArray,
+    precond: NDArray[np.floating[Any]],
     ridge: float,
     tol: float,
     max_sweeps: int,
-) -> np.ndarray:
+) -> FloatArray:
     """Fit many bootstrap rounds at once.  ``pooled`` is ``(R, P, 3)``.
 
     Fixed-point iteration ``beta <- beta - grad(beta) @ H0^-1`` with the
@@ -650,21 +661,22 @@ def _fit_rounds(
             break
     for r in np.flatnonzero(active | ~np.all(np.isfinite(beta), axis=1)):
         beta[r] = _newton(n[r], w[r], beta_hat, ridge, tol, 200)
-    return beta - beta.mean(axis=1, keepdims=True)
+    centred: FloatArray = beta - beta.mean(axis=1, keepdims=True)
+    return centred
 
 
 def bootstrap_ratings(
-    counts: np.ndarray,
+    counts: AnyArray,
     rounds: int = 1000,
     seed: int = 0,
     *,
-    ratings: np.ndarray | None = None,
+    ratings: FloatArray | None = None,
     anchor: tuple[int, float] | None = None,
     ridge: float = DEFAULT_RIDGE,
     sampler: str = "fast",
     workers: int | None = None,
     tol: float = 1e-7,
-) -> np.ndarray:
+) -> FloatArray:
     """Bootstrap rating samples, shape ``(rounds, K)`` (NaN columns for unrated).
 
     Each round draws Multinomial(N, observed cell frequencies) over the
@@ -721,11 +733,11 @@ def bootstrap_ratings(
     sizes = [min(chunk, rounds - s) for s in starts]
     n_pairs = pc.pi.size
 
-    def fit_chunk(draws: np.ndarray, target: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    def fit_chunk(draws: IntArray, target: IndexArray, lower: NDArray[np.bool_]) -> FloatArray:
         # ``lower`` splits the draws so that each part has distinct targets
         # (a pooled cell receives at most one row per orientation)
         if target.size == n_pairs * 3 and lower.all():
-            pooled = draws  # every cell observed: the layouts coincide
+            pooled: AnyArray = draws  # every cell observed: the layouts coincide
         else:
             pooled = np.zeros((draws.shape[0], n_pairs * 3))
             pooled[:, target[lower]] += draws[:, lower]
@@ -735,14 +747,14 @@ def bootstrap_ratings(
 
     n_workers = workers if workers else (os.cpu_count() or 1)
     n_workers = max(1, min(int(n_workers), len(starts)))
-    results: list[np.ndarray]
+    results: list[FloatArray]
     if sampler == "fast":
         nz = np.flatnonzero(flat_cells > 0)
         weights = flat_cells[nz]
         every = np.ones(nz.size, dtype=bool)
         streams = np.random.SeedSequence(seed).spawn(len(starts))
 
-        def job(i: int) -> np.ndarray:
+        def job(i: int) -> FloatArray:
             rng = np.random.Generator(np.random.PCG64(streams[i]))
             return fit_chunk(_draw_fast(rng, weights, total, sizes[i]), nz, every)
 
@@ -768,12 +780,12 @@ def bootstrap_ratings(
 
 
 def bootstrap_intervals(
-    counts: np.ndarray,
+    counts: AnyArray,
     rounds: int = 1000,
     seed: int = 0,
     *,
     level: float = 0.95,
-    ratings: np.ndarray | None = None,
+    ratings: FloatArray | None = None,
     anchor: tuple[int, float] | None = None,
     ridge: float = DEFAULT_RIDGE,
     sampler: str = "fast",
@@ -806,7 +818,7 @@ def bootstrap_intervals(
 # --------------------------------------------------------------------------
 
 
-def rank_ub(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+def rank_ub(lower: FloatArray, upper: FloatArray) -> IntArray:
     """Rank (UB): 1 + number of models whose lower bound is strictly greater
     than this model's upper bound.  Models with a NaN bound get 0 and do not
     count against others."""
@@ -843,15 +855,15 @@ def elo_step(
 
 
 def elo_online(
-    a_idx: np.ndarray,
-    b_idx: np.ndarray,
-    outcome: np.ndarray,
+    a_idx: AnyArray,
+    b_idx: AnyArray,
+    outcome: AnyArray,
     k_models: int,
     K: float = 4.0,
     base: float = 10.0,
     scale: float = 400.0,
     initial: float = 1000.0,
-) -> np.ndarray:
+) -> FloatArray:
     """Online Elo over battles in the given (time) order; ``(k_models,)`` ratings.
 
     Expected score of A = 1 / (1 + base ** ((R_B - R_A) / scale)); A gains
@@ -875,7 +887,7 @@ def elo_online(
     for start in range(0, a.size, step):
         stop = start + step
         for ia, ib, s in zip(
-            a[start:stop].tolist(), b[start:stop].tolist(), SCORE_A[o[start:stop]].tolist()
+            a[start:stop].tolist(), b[start:stop].tolist(), SCORE_A[o[start:stop]].tolist(), strict=True
         ):
             ra = ratings[ia]
             rb = ratings[ib]
@@ -901,7 +913,7 @@ class LeaderboardRow:
     votes: int
     elo_online: float | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for key in ("rating", "ci_lower", "ci_upper", "elo_online"):
             if d[key] is not None and not math.isfinite(d[key]):
@@ -917,18 +929,18 @@ class LeaderboardTable:
     total_battles: int
     anchor: tuple[int, float] | None = None
 
-    def to_dicts(self) -> list[dict]:
+    def to_dicts(self) -> list[dict[str, Any]]:
         return [row.to_dict() for row in self.rows]
 
 
 def leaderboard_compute(
-    counts: np.ndarray,
+    counts: AnyArray,
     names: Sequence[str],
     *,
     bootstrap_rounds: int = 0,
     seed: int = 0,
     anchor: tuple[int, float] | None = None,
-    elo: np.ndarray | None = None,
+    elo: FloatArray | None = None,
     analytic_method: str = "sandwich",
     include_unrated: bool = False,
     workers: int | None = None,

@@ -48,7 +48,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from arena import ratings as R  # noqa: E402
+from arena import ratings as R  # noqa: E402 - importable only once ROOT is on sys.path
 
 SIZES = [(30, 100_000), (100, 1_000_000), (200, 3_000_000)]
 MB = 1024 * 1024
@@ -234,6 +234,7 @@ def write_clean_battles_jsonl(path: str | os.PathLike, n: int = 1_000_000, k: in
                         a[start : start + step].tolist(),
                         b[start : start + step].tolist(),
                         o[start : start + step].tolist(),
+                        strict=True,
                     )
                 )
             ]

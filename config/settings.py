@@ -5,6 +5,7 @@ only by env: see `.env.example`. A value that can't be parsed stops the process 
 rather than being silently replaced by a default.
 """
 
+import logging
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -39,7 +40,7 @@ try:
     DEBUG = env.bool("DEBUG", True)
     SECRET_KEY = _secret_key(DEBUG)
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
-    CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+    CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", [])
     DB_CONN_MAX_AGE = env.int("DB_CONN_MAX_AGE", 0, validate=_NON_NEGATIVE)
     DATABASES = {
         "default": env.dj_db_url(
@@ -52,8 +53,11 @@ try:
     DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", 20, validate=_NON_NEGATIVE)
     if DATABASES["default"]["ENGINE"].endswith("postgresql") and DB_POOL_MAX_SIZE:
         if DB_CONN_MAX_AGE:
-            raise ImproperlyConfigured("Set DB_CONN_MAX_AGE=0 or DB_POOL_MAX_SIZE=0: pooled connections are already kept")
-        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 30}
+            raise ImproperlyConfigured(
+                "Set DB_CONN_MAX_AGE=0 or DB_POOL_MAX_SIZE=0: pooled connections are already kept"
+            )
+        pool = {"min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 30}
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = pool
     if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         # The zero-setup local database: WAL and a busy timeout let web and worker share it.
         DATABASES["default"]["OPTIONS"] = {
@@ -66,8 +70,8 @@ try:
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", REDIS_URL)
     CHANNEL_LAYER_URL = env.str("CHANNEL_LAYER_URL", REDIS_URL)
     SECURE_SSL = env.bool("SECURE_SSL", not DEBUG)
-    TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", [])
-    LOG_LEVEL = env.log_level("LOG_LEVEL", "INFO")
+    TRUSTED_PROXIES: list[str] = env.list("TRUSTED_PROXIES", [])
+    LOG_LEVEL = env.log_level("LOG_LEVEL", logging.INFO)
 
     # Arena behaviour
     ARENA_PROMPT_MAX_CHARS = env.int("ARENA_PROMPT_MAX_CHARS", 30_000, validate=_AT_LEAST_ONE)

@@ -26,9 +26,8 @@ def main() -> int:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 8000
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=8)
     try:
-        connection.request(
-            "GET", "/healthz", headers={"Host": host_header(), "X-Forwarded-Proto": "https", "Accept": "application/json"}
-        )
+        headers = {"Host": host_header(), "X-Forwarded-Proto": "https", "Accept": "application/json"}
+        connection.request("GET", "/healthz", headers=headers)
         response = connection.getresponse()
         body = response.read(4096)
     except OSError as exc:

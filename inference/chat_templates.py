@@ -6,7 +6,7 @@ assistant turn and the model card's recommended sampling parameters.
 """
 
 from dataclasses import dataclass, field
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 
 class ChatMessage(TypedDict):
@@ -19,7 +19,7 @@ class TemplatePreset:
     key: str
     label: str
     stop: tuple[str, ...]
-    defaults: dict = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
     supports_system: bool = True
 
 
@@ -114,7 +114,7 @@ def prompt_render(template: str, messages: list[ChatMessage]) -> str:
     return renderer(messages)
 
 
-def parameters_effective(template: str, overrides: dict) -> dict:
+def parameters_effective(template: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """The template's default parameters with a model's overrides applied; stop lists are merged."""
     preset = PRESETS[template]
     params = {**preset.defaults, **overrides}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from typing import Any, TypeGuard
 
 # TGI's launcher default for --max-stop-sequences; /info reports the server's own value.
 TGI_DEFAULT_MAX_STOP_SEQUENCES = 4
@@ -21,16 +22,20 @@ def _is_bool(value: object) -> bool:
     return isinstance(value, bool)
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return (isinstance(value, int | float) and not isinstance(value, bool)) and math.isfinite(value)
 
 
-def _positive_int(value: object) -> bool:
+def _positive_int(value: object) -> TypeGuard[int]:
     return _is_int(value) and value > 0
+
+
+def _stop_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(s, str) and s for s in value)
 
 
 def _positive_number(value: object) -> bool:
@@ -50,7 +55,7 @@ PARAMETERS: dict[str, tuple[str, Callable[[object], bool]]] = {
     "repetition_penalty": ("a number > 0", _positive_number),
     "return_full_text": ("true or false", _is_bool),
     "seed": ("a whole number >= 0", lambda v: _is_int(v) and 0 <= v <= _U64_MAX),
-    "stop": ('a list of non-empty strings, e.g. ["###"]', lambda v: isinstance(v, list) and all(isinstance(s, str) and s for s in v)),
+    "stop": ('a list of non-empty strings, e.g. ["###"]', _stop_list),
     "temperature": ("a number > 0", _positive_number),
     "top_k": ("a whole number > 0", _positive_int),
     "top_n_tokens": ("a whole number > 0", _positive_int),
@@ -64,7 +69,9 @@ PARAMETERS: dict[str, tuple[str, Callable[[object], bool]]] = {
 CLIENT_KEYWORDS = frozenset(PARAMETERS) - {"stop"}
 
 
-def parameters_problems(parameters: object, *, template_stops: tuple[str, ...] = (), server_info: dict | None = None) -> list[str]:
+def parameters_problems(
+    parameters: object, *, template_stops: tuple[str, ...] = (), server_info: dict[str, Any] | None = None
+) -> list[str]:
     """Why `parameters` would be refused, one sentence per parameter; empty if they are fine.
 
     `template_stops`: the chat template's stop sequences, sent along with `stop`.

@@ -68,7 +68,7 @@ def test_counts_from_battles_matches_loop():
     b = (a + rng.integers(1, k, n)) % k
     o = rng.integers(0, 4, n)
     expected = np.zeros((k, k, 4), dtype=np.int64)
-    for ai, bi, oi in zip(a, b, o):
+    for ai, bi, oi in zip(a, b, o, strict=True):
         expected[ai, bi, oi] += 1
     got = R.counts_from_battles(a, b, o, k)
     assert got.dtype == np.int64
@@ -306,7 +306,7 @@ def test_elo_hand_computed_two_battles():
 def test_elo_step_replays_elo_online():
     a, b, o, _ = synthetic(5, 300, 17)
     r = [1000.0] * 5
-    for ai, bi, oi in zip(a.tolist(), b.tolist(), o.tolist()):
+    for ai, bi, oi in zip(a.tolist(), b.tolist(), o.tolist(), strict=True):
         r[ai], r[bi] = R.elo_step(r[ai], r[bi], oi)
     np.testing.assert_array_equal(np.array(r), R.elo_online(a, b, o, 5))
     assert R.elo_step(1000.0, 1000.0, R.A_WINS) == (1002.0, 998.0)
@@ -326,7 +326,7 @@ def test_elo_depends_on_order():
 def test_elo_matches_fastchat_dictionary_version():
     a, b, o, _ = synthetic(6, 400, 12)
     rating = {i: 1000.0 for i in range(6)}
-    for ma, mb, oc in zip(a, b, o):
+    for ma, mb, oc in zip(a, b, o, strict=True):
         ra, rb = rating[ma], rating[mb]
         ea = 1 / (1 + 10 ** ((rb - ra) / 400))
         eb = 1 / (1 + 10 ** ((ra - rb) / 400))
@@ -460,7 +460,7 @@ def test_covariance_matches_row_level_sandwich(seed):
     np.testing.assert_allclose(
         R.rating_covariance(counts, r), h_pinv @ meat @ h_pinv * scale, rtol=1e-6, atol=1e-8
     )
-    lo, up = R.analytic_intervals(counts, r)
+    _lo, up = R.analytic_intervals(counts, r)
     np.testing.assert_allclose(up - r, 1.959964 * np.sqrt(np.diag(h_pinv @ meat @ h_pinv) * scale), rtol=1e-6)
 
 
@@ -532,7 +532,7 @@ def fastchat_win_fraction(a, b, o, m: int) -> tuple[np.ndarray, np.ndarray]:
     """FastChat's pairwise "fraction of A wins" over the battles given, battle by battle, and the
     wins behind it (row model over column model)."""
     a_win, b_win, n = np.zeros((m, m)), np.zeros((m, m)), np.zeros((m, m))
-    for ai, bi, oi in zip(a, b, o):
+    for ai, bi, oi in zip(a, b, o, strict=True):
         n[ai, bi] += 1
         a_win[ai, bi] += oi == R.A_WINS
         b_win[ai, bi] += oi == R.B_WINS

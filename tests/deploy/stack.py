@@ -46,7 +46,7 @@ def interpolate(text: str, env: dict[str, str]) -> str:
             return arg if unset_or_empty else value
         if op == "-":
             return arg if value is None else value
-        if op == ":?" and unset_or_empty or op == "?" and value is None:
+        if (op == ":?" and unset_or_empty) or (op == "?" and value is None):
             raise InterpolationError(f"{name}: {arg}")
         return value or ""
 

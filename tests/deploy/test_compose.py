@@ -222,7 +222,9 @@ def test_each_tgi_service_reserves_its_gpu_and_is_configured_for_serving(service
         tag = tgi["image"].rsplit(":", 1)[1]
         assert re.fullmatch(r"3\.3\.\d+", tag), f"{name}: pin a 3.3.x tag, not {tag!r}"
         devices = tgi["deploy"]["resources"]["reservations"]["devices"]
-        assert any(d["driver"] == "nvidia" and "gpu" in d["capabilities"] and d.get("device_ids") for d in devices), name
+        assert any(
+            d["driver"] == "nvidia" and "gpu" in d["capabilities"] and d.get("device_ids") for d in devices
+        ), name
         assert tgi["shm_size"] == "1g", name
         assert any(v.endswith(":/data") for v in tgi["volumes"]), name
         assert container_env(tgi, {})["HF_HOME"] == "/data", name
@@ -297,7 +299,7 @@ def _environment_items(node, path=""):
         for key, value in node.items():
             if key == "environment":
                 items = value.items() if isinstance(value, dict) else (
-                    (i.split("=", 1) + [None])[:2] for i in value
+                    [*i.split("=", 1), None][:2] for i in value
                 )
                 for name, val in items:
                     yield f"{path}.environment.{name}", name, val
@@ -319,7 +321,8 @@ def test_no_secret_is_written_in_the_compose_file():
     for where, name, value in _environment_items(raw):
         if name.endswith("_URL") and value and "@" in str(value):
             credentials = re.match(r"^[a-z0-9+]+://[^:@/]*:(.*)@[^@]+$", str(value))
-            assert credentials and REFERENCE_ONLY.match(credentials[1]), f"{where}: the password must be a ${{VAR}} reference"
+            assert credentials, f"{where}: the password must be a ${{VAR}} reference"
+            assert REFERENCE_ONLY.match(credentials[1]), f"{where}: the password must be a ${{VAR}} reference"
     text = compose_text()
     assert not re.search(r"hf_[A-Za-z0-9]{20,}", text), "a Hugging Face token is written in the file"
     assert "secrets" not in raw or all("file" in s or "environment" in s for s in raw["secrets"].values())

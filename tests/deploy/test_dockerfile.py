@@ -150,20 +150,22 @@ def test_collectstatic_runs_at_build_time_before_the_user_switch(instructions):
 
 
 def test_nothing_is_installed_or_built_when_a_container_starts(instructions):
-    commands = []
-    for instruction in instructions:
-        if instruction.keyword in ("CMD", "ENTRYPOINT", "HEALTHCHECK"):
-            commands.append(f"{instruction.keyword} {instruction.args}")
+    commands = [
+        f"{instruction.keyword} {instruction.args}"
+        for instruction in instructions
+        if instruction.keyword in ("CMD", "ENTRYPOINT", "HEALTHCHECK")
+    ]
     for name, service in compose_raw()["services"].items():
-        for key in ("command", "entrypoint"):
-            if key in service:
-                commands.append(f"{name}.{key}: {' '.join(command_argv(service[key]))}")
+        commands.extend(
+            f"{name}.{key}: {' '.join(command_argv(service[key]))}"
+            for key in ("command", "entrypoint")
+            if key in service
+        )
         test = (service.get("healthcheck") or {}).get("test")
         if test:
             commands.append(f"{name}.healthcheck: {' '.join(command_argv(test))}")
-    for script in (ROOT / "docker").iterdir():
-        if script.is_file():
-            commands.append(f"{script.name}: {script.read_text()}")
+    scripts = (script for script in (ROOT / "docker").iterdir() if script.is_file())
+    commands.extend(f"{script.name}: {script.read_text()}" for script in scripts)
     for command in commands:
         # the requirement script is only run during the build, by the RUN step
         if command.startswith("requirements_runtime.py"):

@@ -152,7 +152,10 @@ def test_every_problem_is_reported_at_once(monkeypatch):
     "text, expected",
     [
         ('[{"name": "a", "url": "http://h:80",', "ARENA_MODELS is not valid JSON: Expecting"),
-        ("[{'name': 'a'}]", "ARENA_MODELS is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 3"),
+        (
+            "[{'name': 'a'}]",
+            "ARENA_MODELS is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 3",
+        ),
         ('{"name": "a"}', "ARENA_MODELS must be a JSON list of model objects, got an object"),
         ("   ", "ARENA_MODELS is not set"),
     ],
@@ -167,7 +170,7 @@ def test_bad_json_is_a_clear_error(monkeypatch, text, expected):
 @pytest.mark.django_db
 def test_unset_variable_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("ARENA_MODELS", raising=False)
-    with pytest.raises(CommandError, match="ARENA_MODELS is not set.*--file"):
+    with pytest.raises(CommandError, match=r"ARENA_MODELS is not set.*--file"):
         call_command("models_sync", stdout=StringIO())
 
 
@@ -189,7 +192,7 @@ def test_reads_a_file_instead(monkeypatch, tmp_path):
     path.write_text('[{"name": "b"}]')
     with pytest.raises(CommandError, match=rf"{path}\[0\] \('b'\): missing required field 'url'"):
         call_command("models_sync", "--file", str(path), stdout=StringIO())
-    with pytest.raises(CommandError, match="Can't read .*missing.json"):
+    with pytest.raises(CommandError, match=r"Can't read .*missing.json"):
         call_command("models_sync", "--file", str(tmp_path / "missing.json"), stdout=StringIO())
 
 
@@ -250,4 +253,5 @@ def test_a_new_model_or_a_new_server_is_probed_before_it_is_drawn(monkeypatch, d
     with django_capture_on_commit_callbacks(execute=True):
         sync(monkeypatch, [{**ZEPHYR, "weight": 2.0}, {**MISTRAL, "url": "http://tgi-mistral-2:80"}])
     assert queued == [{"model_ids": [ids["mistral-7b-instruct-v0.2"]], "retries": NEW_MODEL_PROBE_RETRIES}]
-    assert dict(ChatModel.objects.values_list("name", "healthy")) == {"zephyr-7b-beta": True, "mistral-7b-instruct-v0.2": False}
+    healthy = dict(ChatModel.objects.values_list("name", "healthy"))
+    assert healthy == {"zephyr-7b-beta": True, "mistral-7b-instruct-v0.2": False}

@@ -73,7 +73,8 @@ class Command(BaseCommand):
         for m in result["models"]:
             ci = f"+{m['ci_upper'] - m['rating']:.1f}/-{m['rating'] - m['ci_lower']:.1f}"
             self.stdout.write(
-                f"{m['rank']:>4}  {m['model']:<{width}}  {m['rating']:7.1f}  {ci:>15}  {m['votes']:>8}  {m['elo_online']:7.1f}"
+                f"{m['rank']:>4}  {m['model']:<{width}}  {m['rating']:7.1f}  {ci:>15}  "
+                f"{m['votes']:>8}  {m['elo_online']:7.1f}"
             )
 
 

@@ -14,6 +14,7 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -52,7 +53,7 @@ def _name(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise EntryError("must be a non-empty string")
     limit = ChatModel._meta.get_field("name").max_length
-    if len(value) > limit:
+    if limit is not None and len(value) > limit:
         raise EntryError(f"must be at most {limit} characters")
     return value.strip()
 
@@ -61,13 +62,13 @@ def _url(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise EntryError("must be a URL string such as http://tgi-zephyr:80")
     limit = ChatModel._meta.get_field("endpoint_url").max_length
-    if len(value) > limit or any(c.isspace() for c in value):
+    if (limit is not None and len(value) > limit) or any(c.isspace() for c in value):
         raise EntryError(f"{value!r} is not a valid URL")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https"):
         raise EntryError(f"{value!r} must start with http:// or https://")
     try:
-        parts.port  # noqa: B018 - raises on a bad port
+        _ = parts.port  # raises on a bad port
     except ValueError:
         raise EntryError(f"{value!r} has an invalid port") from None
     host = parts.hostname or ""
@@ -79,7 +80,7 @@ def _url(value: object) -> str:
 
 
 def _template(value: object) -> str:
-    if value not in PRESETS:
+    if not isinstance(value, str) or value not in PRESETS:
         raise EntryError(f"{value!r} is not a template; choose one of {', '.join(sorted(PRESETS))}")
     return value
 
@@ -90,7 +91,7 @@ def _weight(value: object) -> float:
     return float(value)
 
 
-def _parameters(value: object) -> dict:
+def _parameters(value: object) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise EntryError(f"must be an object of generation parameters, got {value!r}")
     stop = value.get("stop", [])
@@ -135,7 +136,7 @@ def _json_type(value: object) -> str:
     )
 
 
-def entries_parse(text: str, source: str) -> list[dict]:
+def entries_parse(text: str, source: str) -> list[dict[str, Any]]:
     """The list of entries in `text`, each checked and converted to ChatModel field values.
 
     Raises CommandError naming every bad entry and field (by `source[index]`).
@@ -147,7 +148,7 @@ def entries_parse(text: str, source: str) -> list[dict]:
     if not isinstance(data, list):
         raise CommandError(f"{source} must be a JSON list of model objects, got {_json_type(data)}")
     problems: list[str] = []
-    entries: list[dict] = []
+    entries: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(data):
         where = f"{source}[{index}]"
@@ -156,20 +157,7 @@ def entries_parse(text: str, source: str) -> list[dict]:
             continue
         if isinstance(item.get("name"), str) and item["name"].strip():
             where += f" ({item['name'].strip()!r})"
-        unknown = sorted(set(item) - set(FIELDS))
-        if unknown:
-            problems.append(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(FIELDS)}")
-        for key in REQUIRED:
-            if key not in item:
-                problems.append(f"{where}: missing required field '{key}'")
-        values = {}
-        for key, check in CHECKS.items():
-            if key not in item:
-                continue
-            try:
-                values[FIELDS[key]] = check(item[key])
-            except EntryError as exc:
-                problems.append(f"{where}: {key}: {exc}")
+        values = _entry_values(item, where, problems)
         name = values.get("name")
         if name is not None:
             if name in seen:
@@ -179,6 +167,23 @@ def entries_parse(text: str, source: str) -> list[dict]:
     if problems:
         raise CommandError(_problems_message(source, problems))
     return entries
+
+
+def _entry_values(item: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
+    """One entry's ChatModel field values; what is wrong with it goes to `problems`."""
+    unknown = sorted(set(item) - set(FIELDS))
+    if unknown:
+        problems.append(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(FIELDS)}")
+    problems.extend(f"{where}: missing required field '{key}'" for key in REQUIRED if key not in item)
+    values: dict[str, Any] = {}
+    for key, check in CHECKS.items():
+        if key not in item:
+            continue
+        try:
+            values[FIELDS[key]] = check(item[key])
+        except EntryError as exc:
+            problems.append(f"{where}: {key}: {exc}")
+    return values
 
 
 def _problems_message(source: str, problems: list[str]) -> str:
@@ -197,47 +202,12 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Check and report, change nothing")
 
     def handle(self, *args, file: Path | None, dry_run: bool, **options):
-        if file is not None:
-            source = str(file)
-            try:
-                text = file.read_text()
-            except OSError as exc:
-                raise CommandError(f"Can't read {file}: {exc.strerror or exc}") from None
-        else:
-            source = ENV_VAR
-            text = os.environ.get(ENV_VAR, "")
-            if not text.strip():
-                raise CommandError(
-                    f"{ENV_VAR} is not set: give it a JSON list of models (e.g. "
-                    '[{"name": "zephyr-7b-beta", "url": "http://tgi-zephyr:80", "template": "zephyr"}]), '
-                    "or pass --file PATH"
-                )
+        source, text = _source_read(file)
         entries = entries_parse(text, source)
 
         with transaction.atomic():
             names = [e["name"] for e in entries]
-            existing = {m.name: m for m in ChatModel.objects.select_for_update().filter(name__in=names)}
-            plan: list[tuple[ChatModel, str, list[str]]] = []
-            problems: list[str] = []
-            for index, values in enumerate(entries):
-                model = existing.get(values["name"])
-                if model is None:
-                    model, action, changed = ChatModel(**values), "add", list(values)
-                else:
-                    changed = [field for field, value in values.items() if getattr(model, field) != value]
-                    for field in changed:
-                        setattr(model, field, values[field])
-                    action = "update" if changed else "keep"
-                try:
-                    model.full_clean(validate_unique=False)  # names were looked up above
-                except ValidationError as exc:
-                    for field, messages in exc.message_dict.items():
-                        key = KEYS.get(field, field)
-                        problems.append(f"{source}[{index}] ({values['name']!r}): {key}: {' '.join(messages)}")
-                plan.append((model, action, changed))
-            if problems:
-                raise CommandError(_problems_message(source, problems))
-
+            plan = _plan(entries, source)
             counts = {"add": 0, "update": 0, "keep": 0}
             for model, action, changed in plan:
                 counts[action] += 1
@@ -263,3 +233,48 @@ class Command(BaseCommand):
             f"{others} other model(s) left as they are"
         )
         self.stdout.write(("Dry run, nothing written: " if dry_run else "") + summary)
+
+
+def _source_read(file: Path | None) -> tuple[str, str]:
+    """Where the list comes from (for messages) and its text."""
+    if file is not None:
+        try:
+            return str(file), file.read_text()
+        except OSError as exc:
+            raise CommandError(f"Can't read {file}: {exc.strerror or exc}") from None
+    text = os.environ.get(ENV_VAR, "")
+    if not text.strip():
+        raise CommandError(
+            f"{ENV_VAR} is not set: give it a JSON list of models (e.g. "
+            '[{"name": "zephyr-7b-beta", "url": "http://tgi-zephyr:80", "template": "zephyr"}]), '
+            "or pass --file PATH"
+        )
+    return ENV_VAR, text
+
+
+def _plan(entries: list[dict[str, Any]], source: str) -> list[tuple[ChatModel, str, list[str]]]:
+    """Each entry's model (locked if it exists), action and changed fields, all validated;
+    CommandError naming every invalid field otherwise. Runs inside the caller's transaction."""
+    names = [e["name"] for e in entries]
+    existing = {m.name: m for m in ChatModel.objects.select_for_update().filter(name__in=names)}
+    plan: list[tuple[ChatModel, str, list[str]]] = []
+    problems: list[str] = []
+    for index, values in enumerate(entries):
+        model = existing.get(values["name"])
+        if model is None:
+            model, action, changed = ChatModel(**values), "add", list(values)
+        else:
+            changed = [field for field, value in values.items() if getattr(model, field) != value]
+            for field in changed:
+                setattr(model, field, values[field])
+            action = "update" if changed else "keep"
+        try:
+            model.full_clean(validate_unique=False)  # names were looked up above
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                key = KEYS.get(field, field)
+                problems.append(f"{source}[{index}] ({values['name']!r}): {key}: {' '.join(messages)}")
+        plan.append((model, action, changed))
+    if problems:
+        raise CommandError(_problems_message(source, problems))
+    return plan
