@@ -11,7 +11,9 @@ from arena.models import Battle, ChatModel, Reply, Turn, Vote
 @admin.register(ChatModel)
 class ChatModelAdmin(admin.ModelAdmin):
     # Health first: on a laptop-width screen the long URL column would push it out of view.
-    list_display = ("name", "healthy", "last_error_short", "enabled", "weight", "template", "endpoint_url", "health_checked_at")
+    list_display = (
+        "name", "healthy", "last_error_short", "enabled", "weight", "template", "endpoint_url", "health_checked_at",
+    )
     list_filter = ("enabled", "healthy", "template")
     list_editable = ("weight", "enabled")
     search_fields = ("name", "endpoint_url")
@@ -99,7 +101,9 @@ class BattleAdmin(ArenaRecordAdmin):
     list_display = ("id", "model_a", "model_b", "created_at")
     list_filter = ("model_a", "model_b")
     # source_id and judge are set by import_battles (the record's question_id and judge).
-    readonly_fields = ("id", "model_a", "model_b", "client_id", "ip_hash", "anonymous", "source_id", "judge", "created_at")
+    readonly_fields = (
+        "id", "model_a", "model_b", "client_id", "ip_hash", "anonymous", "source_id", "judge", "created_at",
+    )
 
     def delete_model(self, request, obj: Battle) -> None:
         services.battles_delete(battle_ids=[obj.id])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TypeGuard
 
 from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
@@ -75,9 +76,13 @@ def _turn_seen(frame: dict) -> tuple[int, int] | None:
     turn, attempt = frame.get("turn"), frame.get("attempt")
     if turn is None and attempt is None:
         return None
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (turn, attempt)):
+    if not (_whole(turn) and _whole(attempt)):
         raise ArenaError("turn and attempt must be whole numbers.")
     return turn, attempt
+
+
+def _whole(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class ArenaConsumer(DirectDispatch, AsyncWebsocketConsumer):
@@ -186,7 +191,7 @@ class ArenaConsumer(DirectDispatch, AsyncWebsocketConsumer):
 
     # --- helpers ------------------------------------------------------------------------------
 
-    async def _forward(self, public_type: str, event: dict) -> None:
+    async def _forward(self, public_type: str, event: events.Event) -> None:
         # Re-check on every event: only the battle this socket follows reaches the browser.
         if event.get("battle") != self.battle_id:
             return

@@ -70,6 +70,13 @@ class ChatModel(models.Model):
     elo_online = models.FloatField(default=1000.0)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=Q(weight__gte=0), name="chatmodel_weight_gte_0")]
+
+    def __str__(self) -> str:
+        return self.name
+
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
         if self.enabled and not self.endpoint_url:
@@ -83,12 +90,6 @@ class ChatModel(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    class Meta:
-        ordering = ["name"]
-        constraints = [models.CheckConstraint(condition=Q(weight__gte=0), name="chatmodel_weight_gte_0")]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class Battle(models.Model):
@@ -128,6 +129,9 @@ class Turn(models.Model):
         ordering = ["index"]
         constraints = [models.UniqueConstraint(fields=["battle", "index"], name="turn_unique_index")]
 
+    def __str__(self) -> str:
+        return f"{self.battle_id} turn {self.index}"
+
 
 class Reply(models.Model):
     """One side's answer to one turn; regenerating adds a new attempt and keeps the old rows."""
@@ -150,7 +154,8 @@ class Reply(models.Model):
     failure_reason = models.TextField(blank=True)
     # Why it failed ("" when done): decides whether a retry can help (arena.rules).
     failure_kind = models.CharField(
-        max_length=32, blank=True, default="", choices=[(k.value, k.name.replace("_", " ").lower()) for k in FailureKind]
+        max_length=32, blank=True, default="",
+        choices=[(kind.value, kind.name.replace("_", " ").lower()) for kind in FailureKind],
     )
     # Given by each claim: names the reply's live text and heartbeat in Redis (arena.live).
     stream_id = models.UUIDField(null=True, blank=True, editable=False)
@@ -171,6 +176,9 @@ class Reply(models.Model):
             models.UniqueConstraint(fields=["turn", "side", "attempt"], name="reply_unique_side_attempt")
         ]
         indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.turn_id} {self.side} attempt {self.attempt}"
 
     @property
     def finished(self) -> bool:
@@ -203,8 +211,6 @@ class Vote(models.Model):
         def from_code(cls, code: int) -> Vote.Outcome:
             return cls(_OUTCOMES_BY_CODE[code])
 
-    objects = VoteQuerySet.as_manager()
-
     battle = models.OneToOneField(Battle, on_delete=models.CASCADE, related_name="vote")
     outcome = models.CharField(max_length=8, choices=Outcome.choices)
     client_id = models.CharField(max_length=64, db_index=True)
@@ -214,11 +220,16 @@ class Vote(models.Model):
     counted = models.BooleanField(default=False, help_text="Included in the rating counts.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
+    objects = VoteQuerySet.as_manager()
+
     class Meta:
         indexes = [
             # The refresh task looks for votes not yet counted after every burst of votes.
             models.Index(fields=["id"], condition=models.Q(counted=False), name="vote_uncounted"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.battle_id}: {self.outcome}"
 
 
 _OUTCOME_CODES = {"a": ratings.A_WINS, "b": ratings.B_WINS, "tie": ratings.TIE, "bothbad": ratings.BOTH_BAD}
@@ -241,3 +252,6 @@ class PairCount(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["model_a", "model_b", "outcome"], name="paircount_unique_cell")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.model_a_id} vs {self.model_b_id}, outcome {self.outcome}: {self.count}"

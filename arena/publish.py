@@ -19,5 +19,5 @@ def group_publish(group: str, event: Event) -> None:
     layer = get_channel_layer()
     try:
         PROCESS_LOOP.run(lambda: layer.group_send(group, event), PUBLISH_TIMEOUT_SECONDS)
-    except Exception:  # noqa: BLE001 - a Redis outage must not undo a committed vote
+    except Exception:
         log.warning("Could not publish %s to %s", event["type"], group, exc_info=True)

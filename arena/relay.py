@@ -10,10 +10,13 @@ the database; the generation task stores the final text once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from arena.events import ReplyDelta, ReplyRef, ReplyStarted
 from arena.live import LIVE_TEXT_TTL_SECONDS, StreamKeys
@@ -120,120 +123,147 @@ async def relay_stream(
     `redis`: a `RedisBatch` shared by the streams of this event loop (or a client, for one stream).
     `announce` (the reply's `reply.started` event) is published before the first delta, while the
     model server is being reached: setting up the reply costs no time to first token.
-    `layer_on_redis`: the channel layer uses the same Redis server as `redis`. If it is channels_redis's
-    pub/sub layer, each delta is then published on `redis` in the same pipeline as its append: one
-    round trip instead of two, in order (Redis runs a connection's commands in sequence, so the
-    text is in the key before the delta is delivered), and not through the layer's own publishing
-    connection, which takes one publish at a time behind a lock.
+    `layer_on_redis`: the channel layer uses the same Redis server as `redis`. If it is
+    channels_redis's pub/sub layer, each delta is then published on `redis` in the same pipeline as
+    its append: one round trip instead of two, in order (Redis runs a connection's commands in
+    sequence, so the text is in the key before the delta is delivered), and not through the
+    layer's own publishing connection, which takes one publish at a time behind a lock.
     """
-    outcome = RelayOutcome()
-    started = time.monotonic()
-    key = target.keys.text
-    channel = pubsub_group_channel(channel_layer, target.group) if layer_on_redis else None
-    batch = redis if isinstance(redis, RedisBatch) else RedisBatch(redis)
-    window = flush_ms / 1000
-    buffer: list[str] = []
-    buffered = 0
-    ended = False
-    wake = asyncio.Event()  # something to send, or the stream ended
-    full = asyncio.Event()  # enough to send without waiting for the window
+    relay = _Relay(
+        target,
+        batch=redis if isinstance(redis, RedisBatch) else RedisBatch(redis),
+        channel_layer=channel_layer,
+        channel=pubsub_group_channel(channel_layer, target.group) if layer_on_redis else None,
+        window=flush_ms / 1000,
+        flush_chars=flush_chars,
+    )
+    return await relay.run(backend, request, heartbeat_seconds=heartbeat_seconds, announce=announce)
 
-    async def read() -> None:
-        nonlocal buffered, ended
+
+class _Relay:
+    """One stream's state: the buffer the reader fills and the sender empties."""
+
+    def __init__(
+        self, target: RelayTarget, *, batch: RedisBatch, channel_layer: Any, channel: str | None,
+        window: float, flush_chars: int,
+    ) -> None:
+        self.target, self.batch, self.layer, self.channel = target, batch, channel_layer, channel
+        self.window, self.flush_chars = window, flush_chars
+        self.outcome = RelayOutcome()
+        self.started = time.monotonic()
+        self.buffer: list[str] = []
+        self.buffered = 0
+        self.sent = 0
+        self.ended = False
+        self.last_flush = float("-inf")  # the first delta goes out at once: time to first token matters most
+        self.wake = asyncio.Event()  # something to send, or the stream ended
+        self.full = asyncio.Event()  # enough to send without waiting for the window
+
+    async def run(
+        self, backend: Backend, request: GenerationRequest, *, heartbeat_seconds: float, announce: ReplyStarted | None
+    ) -> RelayOutcome:
+        # The request goes out first; the start is announced meanwhile, before anything is
+        # appended or published. The key is new: every claim of a reply gets a stream id of its own.
+        reader = asyncio.create_task(self._read(backend, request))
+        heartbeat = asyncio.create_task(self._beat(heartbeat_seconds))
+        try:
+            if announce is not None:
+                await self._announce(announce)
+            await self._send_until_ended()
+        finally:
+            for task in (reader, heartbeat):
+                task.cancel()
+                # Already ending: whatever the task raises now changes nothing.
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        outcome = self.outcome
+        if outcome.failure is None and outcome.ttft_ms is None and outcome.finish_reason:
+            outcome.ttft_ms = self._elapsed_ms()  # an empty reply
+        if outcome.failure is not None:
+            # Keep what was streamed so the user sees it next to the error.
+            outcome.text = _decoded((await self.batch.run(("GET", self.target.keys.text)))[0])
+        outcome.duration_ms = self._elapsed_ms()
+        return outcome
+
+    def _elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
+
+    async def _read(self, backend: Backend, request: GenerationRequest) -> None:
         try:
             async for event in backend.stream(request):
                 if isinstance(event, Delta):
-                    if outcome.ttft_ms is None:
-                        outcome.ttft_ms = int((time.monotonic() - started) * 1000)
-                    buffer.append(event.text)
-                    buffered += len(event.text)
-                    if buffered >= flush_chars:
-                        full.set()
-                    wake.set()
+                    if self.outcome.ttft_ms is None:
+                        self.outcome.ttft_ms = self._elapsed_ms()
+                    self.buffer.append(event.text)
+                    self.buffered += len(event.text)
+                    if self.buffered >= self.flush_chars:
+                        self.full.set()
+                    self.wake.set()
                 elif isinstance(event, Finished):
-                    outcome.token_count = event.token_count
-                    outcome.finish_reason = event.finish_reason
-                    outcome.text = event.text
+                    self.outcome.token_count = event.token_count
+                    self.outcome.finish_reason = event.finish_reason
+                    self.outcome.text = event.text
         except GenerationFailure as failure:
-            outcome.failure = failure
+            self.outcome.failure = failure
         except Exception as exc:  # noqa: BLE001 - an unexpected bug still ends the reply cleanly
-            outcome.failure = GenerationFailure(FailureKind.INTERNAL, f"Internal error while streaming: {type(exc).__name__}")
+            self.outcome.failure = GenerationFailure(
+                FailureKind.INTERNAL, f"Internal error while streaming: {type(exc).__name__}"
+            )
         finally:
-            ended = True
-            full.set()
-            wake.set()
+            self.ended = True
+            self.full.set()
+            self.wake.set()
 
-    sent = 0
-    last_flush = float("-inf")  # the first delta goes out at once: time to first token matters most
+    async def _send_until_ended(self) -> None:
+        while not (self.ended and not self.buffer):
+            await self.wake.wait()
+            self.wake.clear()
+            hold = self.window - (time.monotonic() - self.last_flush)
+            if hold > 0 and not self.ended and not self.full.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.full.wait(), hold)
+            await self._flush()
 
-    async def flush() -> None:
-        nonlocal sent, buffered, last_flush
-        text = "".join(buffer)
-        buffer.clear()
-        buffered = 0
-        full.clear()
-        last_flush = time.monotonic()
+    async def _flush(self) -> None:
+        text = "".join(self.buffer)
+        self.buffer.clear()
+        self.buffered = 0
+        self.full.clear()
+        self.last_flush = time.monotonic()
         if not text:
             return
         # Appended before it is published: a browser that joins in between finds it in the key.
-        # The key's expiry is set with the first append and renewed by the heartbeat, so a
-        # delta costs one Redis command here, not two.
-        event: ReplyDelta = {**target.ref, "type": "reply.delta", "offset": sent, "text": text}
-        commands = [("APPEND", key, text)]
-        if sent == 0:
+        # The key's expiry is set with the first append and renewed by the heartbeat, so a delta
+        # costs one Redis command here, not two.
+        key = self.target.keys.text
+        event: ReplyDelta = {**self.target.ref, "type": "reply.delta", "offset": self.sent, "text": text}
+        commands: list[Command] = [("APPEND", key, text)]
+        if self.sent == 0:
             commands.append(("EXPIRE", key, LIVE_TEXT_TTL_SECONDS))
-        sent += len(text)
-        if channel is not None:
-            await batch.run(*commands, ("PUBLISH", channel, channel_layer.serialize(event)))
+        self.sent += len(text)
+        if self.channel is not None:
+            await self.batch.run(*commands, ("PUBLISH", self.channel, self.layer.serialize(event)))
         else:
-            await batch.run(*commands)
-            await channel_layer.group_send(target.group, event)
+            await self.batch.run(*commands)
+            await self.layer.group_send(self.target.group, event)
 
-    async def beat() -> None:
-        # Proves a live worker owns this reply; the sweeper fails replies whose key expired.
+    async def _announce(self, announce: ReplyStarted) -> None:
+        if self.channel is not None:
+            await self.batch.run(("PUBLISH", self.channel, self.layer.serialize(announce)))
+            return
+        try:
+            await self.layer.group_send(self.target.group, announce)
+        except Exception:
+            log.warning("Could not publish %s to %s", announce["type"], self.target.group, exc_info=True)
+
+    async def _beat(self, heartbeat_seconds: float) -> None:
+        # Proves a live worker owns this reply; the sweeper fails replies whose heartbeat expired.
         while True:
-            await batch.run(
-                ("SET", target.keys.heartbeat, 1, "PX", int(heartbeat_seconds * 1000)),
-                ("EXPIRE", key, LIVE_TEXT_TTL_SECONDS),
+            await self.batch.run(
+                ("SET", self.target.keys.heartbeat, 1, "PX", int(heartbeat_seconds * 1000)),
+                ("EXPIRE", self.target.keys.text, LIVE_TEXT_TTL_SECONDS),
             )
             await asyncio.sleep(heartbeat_seconds / 3)
-
-    # The request goes out first; the start is announced meanwhile, before anything is appended
-    # or published. The key is new: every claim of a reply gets a stream id of its own.
-    reader = asyncio.create_task(read())
-    heartbeat = asyncio.create_task(beat())
-    try:
-        if announce is not None and channel is not None:
-            await batch.run(("PUBLISH", channel, channel_layer.serialize(announce)))
-        elif announce is not None:
-            try:
-                await channel_layer.group_send(target.group, announce)
-            except Exception:  # noqa: BLE001 - best effort, like every live event
-                log.warning("Could not publish %s to %s", announce["type"], target.group, exc_info=True)
-        while not (ended and not buffer):
-            await wake.wait()
-            wake.clear()
-            hold = window - (time.monotonic() - last_flush)
-            if hold > 0 and not ended and not full.is_set():
-                try:
-                    await asyncio.wait_for(full.wait(), hold)
-                except asyncio.TimeoutError:
-                    pass
-            await flush()
-    finally:
-        for task in (reader, heartbeat):
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - already ending
-                pass
-    if outcome.failure is None and outcome.ttft_ms is None and outcome.finish_reason:
-        outcome.ttft_ms = int((time.monotonic() - started) * 1000)  # an empty reply
-    if outcome.failure is not None:
-        # Keep what was streamed so the user sees it next to the error.
-        outcome.text = _decoded((await batch.run(("GET", key)))[0])
-    outcome.duration_ms = int((time.monotonic() - started) * 1000)
-    return outcome
 
 
 def pubsub_group_channel(channel_layer: Any, group: str) -> str | None:
@@ -243,10 +273,6 @@ def pubsub_group_channel(channel_layer: Any, group: str) -> str | None:
     and encodes messages with the layer's `serialize`; the integration and browser tests stream
     through the real layer and web process, so a change of either fails them.
     """
-    try:
-        from channels_redis.pubsub import RedisPubSubChannelLayer
-    except ImportError:  # pragma: no cover - channels_redis is a dependency
-        return None
     if not isinstance(channel_layer, RedisPubSubChannelLayer):
         return None
     return f"{channel_layer.prefix}__group__{group}"

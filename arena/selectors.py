@@ -45,7 +45,9 @@ def battle_check_for_client(*, battle_id, client: ClientIdentity) -> None:
         raise NotFound("This battle doesn't exist or isn't yours.")
 
 
-def battle_get_for_client(*, battle_id, client: ClientIdentity, for_update: bool = False, with_vote: bool = False) -> Battle:
+def battle_get_for_client(
+    *, battle_id: uuid.UUID | str, client: ClientIdentity, for_update: bool = False, with_vote: bool = False
+) -> Battle:
     """The client's battle (another client's looks missing). `with_vote` joins the vote in: with
     `for_update`, a vote committed while this waited for the lock is then not seen (the query's
     snapshot predates it), so only a caller that inserts a vote, which the one-to-one key
@@ -100,10 +102,9 @@ def battle_now(battle: Battle, *, summary: RepliesSummary | None = None, voted: 
 
 def battle_has_vote(battle: Battle) -> bool:
     try:
-        battle.vote
+        return battle.vote is not None
     except Battle.vote.RelatedObjectDoesNotExist:
         return False
-    return True
 
 
 def battle_state_for_client(
@@ -142,14 +143,17 @@ def battle_state_for_client(
         if status == Reply.Status.FAILED:
             state_turns[-1]["sides"][side].update(failure_facts(kind))
     last = state_turns[-1] if state_turns else None
+    last_sides = last["sides"] if last else {}
     now = BattleNow(
         voted=vote is not None,
         turn_index=last["index"] if last else None,
-        sides={s: SideNow(side["status"], side.get("failure_kind", "")) for s, side in (last["sides"] if last else {}).items()},
+        sides={s: SideNow(side["status"], side.get("failure_kind", "")) for s, side in last_sides.items()},
         max_turns=settings.ARENA_MAX_TURNS,
     )
     controls = controls_closed() if vote is not None else battle_controls(now)
-    state: dict[str, Any] = {"battle": str(battle.id), "turns": state_turns, "voted": vote is not None, "controls": controls}
+    state: dict[str, Any] = {
+        "battle": str(battle.id), "turns": state_turns, "voted": vote is not None, "controls": controls,
+    }
     if vote is not None:
         state["reveal"] = {"outcome": vote.outcome, "model_a": battle.model_a.name, "model_b": battle.model_b.name}
     return state

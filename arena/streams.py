@@ -13,6 +13,7 @@ import concurrent.futures
 import logging
 import os
 import threading
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -24,8 +25,8 @@ from arena.events import ReplyStarted
 from arena.live import live_text
 from arena.relay import RedisBatch, RelayOutcome, RelayTarget, relay_stream
 from arena.services import GenerationJob
-from inference.backends import TgiBackend
 from inference.failures import FailureKind, GenerationFailure
+from inference.tgi import TgiBackend
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ _REDIS = _ProcessRedis()
 
 def _layer_on_live_redis() -> bool:
     """Is the channel layer on the Redis server that holds the live text (pub/sub ignores the db)?"""
-    layer_hosts = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("hosts", [])
+    layer: dict[str, Any] = settings.CHANNEL_LAYERS["default"]
+    layer_hosts = layer.get("CONFIG", {}).get("hosts", [])
     addresses = [h.get("address") if isinstance(h, dict) else h for h in layer_hosts]
     return len(addresses) == 1 and urlsplit(str(addresses[0]))[:2] == urlsplit(settings.REDIS_URL)[:2]
 
@@ -92,7 +94,7 @@ def reply_stream(job: GenerationJob) -> RelayOutcome:
         return PROCESS_LOOP.run(lambda: _relay(job, batch), timeout)
     except concurrent.futures.TimeoutError:
         failure = GenerationFailure(FailureKind.TIMEOUT, "The model took too long to answer.")
-    except Exception:  # noqa: BLE001 - e.g. Redis went away mid-stream
+    except Exception:
         log.warning("Stream of reply %s broke off", job.reply_id, exc_info=True)
         failure = GenerationFailure(
             FailureKind.INTERNAL, "The reply was interrupted by a server problem. Regenerate to try again."

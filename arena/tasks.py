@@ -48,8 +48,9 @@ def reply_generate(self: Task, reply_id: int) -> str:
     with DATABASE_SLOTS:
         try:
             close_old_connections()
-            if failure is not None and failure.retryable and not outcome.text and self.request.retries < self.max_retries:
-                # Nothing reached the user yet, so a quiet retry with backoff is invisible to them.
+            # Nothing reached the user yet, so a quiet retry with backoff is invisible to them.
+            quiet_retry = failure is not None and failure.retryable and not outcome.text
+            if quiet_retry and self.request.retries < (self.max_retries or 0):
                 services.reply_requeue(reply_id=reply_id)
                 raise self.retry(countdown=min(2 ** self.request.retries, 10))
             if failure is not None and failure.kind.about_server:

@@ -191,7 +191,8 @@ CACHES = {
 # battle's group, pushed to the web processes whose sockets follow that battle; the list-based layer
 # costs four round trips per group_send (prune, members, prune, Lua push) and one blocking pop per
 # message per web process, all receives of a process queued behind one lock, and under load it
-# overflows its per-channel capacity and drops tokens (bench/README.md). Nothing is lost by it: both layers drop an event for a group nobody follows, and a browser that (re)joins
+# overflows its per-channel capacity and drops tokens (bench/README.md). Nothing is lost by
+# pub/sub: both layers drop an event for a group nobody follows, and a browser that (re)joins
 # reads the text so far from Redis. A socket's pending events queue in its web process (at most a
 # reply's worth of text) instead of expiring in Redis.
 CHANNEL_LAYERS = {

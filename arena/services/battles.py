@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import uuid
 
@@ -107,7 +108,7 @@ def _replies_queue(turn: Turn, *, sides: tuple[str, ...]) -> None:
     for side in sides:
         model = battle.model_a if side == "a" else battle.model_b
         reply = Reply.objects.create(turn=turn, side=side, attempt=turn.attempt, model=model)
-        transaction.on_commit(lambda reply_id=reply.id: queue.reply_generate_queue(reply_id))
+        transaction.on_commit(functools.partial(queue.reply_generate_queue, reply.id))
 
 
 @transaction.atomic

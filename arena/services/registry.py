@@ -14,9 +14,9 @@ from django.utils import timezone
 from arena import queue
 from arena.live import counters_incr, live_redis, model_failures_key
 from arena.models import ChatModel
-from inference.backends import servers_probe
 from inference.chat_templates import PRESETS
 from inference.parameters import parameters_problems
+from inference.tgi import ProbeResult, servers_probe
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def model_health_record(
     return HealthVerdict(healthy=healthy, error=error)
 
 
-def models_probe_now(models: list[ChatModel]) -> list[tuple[ChatModel, dict[str, Any], HealthVerdict]]:
+def models_probe_now(models: list[ChatModel]) -> list[tuple[ChatModel, ProbeResult, HealthVerdict]]:
     """Probe the models' servers (/health and /info, concurrently) and store each verdict; for each
     model, the server's answer and what was stored (the admin's Probe action shows both)."""
     results = asyncio.run(servers_probe([m.endpoint_url for m in models]))
@@ -116,5 +116,5 @@ def model_server_changed(*, model_id: int) -> None:
 def _model_probe_queue(model_id: int) -> None:
     try:
         queue.models_probe_queue(model_ids=[model_id], retries=NEW_MODEL_PROBE_RETRIES)
-    except Exception:  # noqa: BLE001 - the model is saved; the periodic probe will get to it
+    except Exception:
         log.warning("Could not queue the probe of model %s; the periodic probe will check it", model_id, exc_info=True)

@@ -163,8 +163,8 @@ def replies_sweep(*, now: datetime | None = None) -> int:
         # Claim it as the worker would, so a late worker can't start it afterwards.
         if Reply.objects.filter(id=reply_id, status=Reply.Status.QUEUED).update(status=Reply.Status.STREAMING):
             swept += reply_finish(
-                reply_id=reply_id, text="", failure="No worker was free to generate this reply. Regenerate to try again.",
-                failure_kind=FailureKind.NO_WORKER,
+                reply_id=reply_id, text="", failure_kind=FailureKind.NO_WORKER,
+                failure="No worker was free to generate this reply. Regenerate to try again.",
             )
     streaming = Reply.objects.filter(status=Reply.Status.STREAMING, started_at__lt=grace_cutoff).values_list(
         "id", "started_at", "stream_id"
@@ -172,7 +172,7 @@ def replies_sweep(*, now: datetime | None = None) -> int:
     redis = live_redis()
     for reply_id, started_at, stream_id in streaming:
         alive = stream_id is not None and redis.exists(stream_keys(stream_id).heartbeat)
-        if alive and started_at >= stale_cutoff:
+        if alive and started_at is not None and started_at >= stale_cutoff:
             continue
         if alive:
             reason, kind = "This reply took too long and was stopped. Regenerate to try again.", FailureKind.TIMEOUT

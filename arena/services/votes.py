@@ -28,7 +28,7 @@ def vote_cast(
     has sent a follow-up or regenerated since, the vote would judge replies this page never
     showed: refused with code "stale".
     """
-    if outcome not in Vote.Outcome.values:
+    if not isinstance(outcome, str) or outcome not in Vote.Outcome.values:
         raise ArenaError(f"Unknown vote {outcome!r}; use one of {', '.join(Vote.Outcome.values)}.")
     # A vote committed while this waited for the lock isn't in the joined row; the insert below
     # then fails on the one-to-one key, with the same answer.

@@ -4,7 +4,9 @@ import asyncio
 
 import pytest
 
-from inference.backends import Delta, Finished, GenerationFailure, GenerationRequest, StopSequenceFilter, TgiBackend, server_probe
+from inference.backends import Delta, Finished, GenerationRequest, StopSequenceFilter
+from inference.failures import GenerationFailure
+from inference.tgi import TgiBackend, server_probe
 from inference.devserver import DevServerConfig, serve_in_thread
 from tests.conftest import free_port
 
@@ -196,7 +198,7 @@ def test_tgi_s_length_errors_become_sentences_for_people(error, expected):
     from text_generation.errors import ValidationError
 
     from arena.rules import failure_facts
-    from inference.backends import _failure_from_client_error
+    from inference.tgi import _failure_from_client_error
 
     failure = _failure_from_client_error(ValidationError(error))
     assert failure.message == expected and not failure.retryable

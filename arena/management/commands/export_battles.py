@@ -7,7 +7,6 @@ from arena.models import Battle, Reply, Turn, Vote
 from arena.ratings import OUTCOME_NAMES
 
 
-
 class Command(BaseCommand):
     help = "Export voted battles in the clean_battle schema (JSON lines; a .json file gets a JSON array)."
 
@@ -37,7 +36,7 @@ class Command(BaseCommand):
 
 
 def _record(battle: Battle) -> dict:
-    conversation = {"a": [], "b": []}
+    conversation: dict[str, list[dict[str, str]]] = {"a": [], "b": []}
     for turn in battle.turns.all():
         current = {r.side: r for r in turn.replies.all() if r.attempt == turn.attempt}
         for side in ("a", "b"):

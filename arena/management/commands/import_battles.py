@@ -1,6 +1,6 @@
 import hashlib
 import json
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -66,7 +66,7 @@ class Command(BaseCommand):
     def _battles_create(self, fresh, models) -> int:
         battles, votes, turns, replies = [], [], [], []
         for record, source_id in fresh:
-            when = datetime.fromtimestamp(record.tstamp, tz=dt_timezone.utc) if record.tstamp is not None else None
+            when = datetime.fromtimestamp(record.tstamp, tz=UTC) if record.tstamp is not None else None
             raw = record.raw
             battle = Battle(
                 model_a=models[record.model_a], model_b=models[record.model_b], client_id="import",
