@@ -144,7 +144,7 @@ def test_every_allowed_parameter_is_one_the_client_sends_and_good_values_pass():
     from inference.parameters import CLIENT_KEYWORDS, PARAMETERS
 
     accepted = set(inspect.signature(AsyncClient.generate_stream).parameters)
-    assert CLIENT_KEYWORDS <= accepted and "stop_sequences" in accepted and set(PARAMETERS) - CLIENT_KEYWORDS == {"stop"}
+    assert accepted >= CLIENT_KEYWORDS and "stop_sequences" in accepted and set(PARAMETERS) - CLIENT_KEYWORDS == {"stop"}
     good = {
         "do_sample": True, "frequency_penalty": 0.5, "max_new_tokens": 512, "repetition_penalty": 1.1,
         "return_full_text": False, "seed": 42, "temperature": 0.7, "top_k": 50, "top_n_tokens": 2, "top_p": 0.95,
@@ -285,8 +285,8 @@ def test_a_probe_of_a_model_s_old_server_is_not_recorded(chat_models):
 
 def test_parameters_that_don_t_fit_the_server_keep_a_model_out_once_probed(client, monkeypatch):
     """The admin can't know the server's limits before the first /info; the probe checks them."""
-    from arena.selectors import models_drawable
     from arena import queue, tasks
+    from arena.selectors import models_drawable
 
     later = []
     monkeypatch.setattr(queue, "models_probe_queue", lambda **kw: later.append(kw))
@@ -312,7 +312,6 @@ def test_parameters_that_don_t_fit_the_server_keep_a_model_out_once_probed(clien
 
 
 def test_the_probe_action_reports_what_was_stored_not_the_raw_answer(client, chat_models):
-    from arena import services
     from arena.live import live_redis
 
     client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))

@@ -10,8 +10,8 @@ from django.test import Client, override_settings
 
 from arena import queue, ratings, services, tasks
 from arena.models import Battle, ChatModel, PairCount, Reply, Turn, Vote
+from tests.arena.finished import finish_turn
 from tests.arena.test_leaderboard import vote
-from tests.arena.test_services import finish_turn
 
 pytestmark = pytest.mark.django_db
 

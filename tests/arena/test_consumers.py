@@ -230,8 +230,7 @@ def small_context_models(db):
 async def test_a_prompt_over_the_models_token_limit_fails_once_with_a_clear_reason(small_context_models, celery_worker_process):
     import urllib.request
 
-    from arena.live import live_redis
-    from arena.live import model_failures_key
+    from arena.live import live_redis, model_failures_key
 
     comm = await connect(await new_session_key())
     await comm.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "tea " * 100}))
