@@ -14,7 +14,7 @@ from arena.events import Controls, FailureFacts
 from inference.failures import FailureKind
 
 SIDES = ("a", "b")
-DONE, FAILED = "done", "failed"  # Reply.Status values (arena.models imports this module's users)
+DONE, FAILED = "done", "failed"  # Reply.Status values, as plain strings: the rules need no Django
 
 
 @dataclass(frozen=True)

@@ -102,3 +102,10 @@ def test_a_voted_battle_accepts_nothing():
 def test_an_unknown_kind_may_be_retried():
     assert failure_facts("") == {"failure_kind": "", "retryable": True}
     assert failure_facts("something-new") == {"failure_kind": "something-new", "retryable": True}
+
+
+def test_the_rules_speak_of_the_reply_statuses_the_database_stores():
+    from arena import rules
+    from arena.models import Reply
+
+    assert (rules.DONE, rules.FAILED) == (Reply.Status.DONE, Reply.Status.FAILED)
