@@ -117,7 +117,8 @@ def test_unknown_and_out_of_range_parameters_are_refused_one_message_each():
         ({"stop": "###"}, 'stop must be a list of non-empty strings, e.g. ["###"] (got "###").'),
         ({"stop": ["###", ""]}, 'stop must be a list of non-empty strings'),
         # zephyr's template sends 2 stop sequences of its own; TGI accepts 4 by default.
-        ({"stop": ["a", "b", "c"]}, "stop: the server accepts at most 4 stop sequences and the chat template already uses 2"),
+        ({"stop": ["a", "b", "c"]},
+         "stop: the server accepts at most 4 stop sequences and the chat template already uses 2"),
         ([1, 2], "Parameters must be a JSON object"),
     ],
 )
@@ -129,7 +130,10 @@ def test_each_bad_parameter_is_named_with_what_it_must_be(parameters, message):
 def test_the_server_s_own_limits_apply_once_known():
     info = {"max_total_tokens": 4096, "max_input_tokens": 3072, "max_stop_sequences": 6}
     errors = parameter_errors(model_with({"max_new_tokens": 4096, "truncate": 4000}, server_info=info))
-    assert "max_new_tokens must be less than the server's max_total_tokens (4096), which also counts the prompt (got 4096)." in errors
+    assert (
+        "max_new_tokens must be less than the server's max_total_tokens (4096), "
+        "which also counts the prompt (got 4096)." in errors
+    )
     assert "truncate must be at most the server's max_input_tokens (3072) (got 4000)." in errors
     # A server allowing 6 stop sequences takes 4 more than zephyr's 2.
     model_with({"stop": ["a", "b", "c", "d"], "max_new_tokens": 1024}, server_info=info).full_clean()
@@ -144,7 +148,8 @@ def test_every_allowed_parameter_is_one_the_client_sends_and_good_values_pass():
     from inference.parameters import CLIENT_KEYWORDS, PARAMETERS
 
     accepted = set(inspect.signature(AsyncClient.generate_stream).parameters)
-    assert accepted >= CLIENT_KEYWORDS and "stop_sequences" in accepted and set(PARAMETERS) - CLIENT_KEYWORDS == {"stop"}
+    assert accepted >= CLIENT_KEYWORDS and "stop_sequences" in accepted
+    assert set(PARAMETERS) - CLIENT_KEYWORDS == {"stop"}
     good = {
         "do_sample": True, "frequency_penalty": 0.5, "max_new_tokens": 512, "repetition_penalty": 1.1,
         "return_full_text": False, "seed": 42, "temperature": 0.7, "top_k": 50, "top_n_tokens": 2, "top_p": 0.95,
@@ -210,7 +215,9 @@ def test_a_model_added_in_the_admin_is_out_of_the_draw_until_its_probe_succeeds(
             "timeout_seconds": "180"}
     with serve_in_thread(DevServerConfig(model_id="new-model", time_to_first_token=0)) as url:
         with django_capture_on_commit_callbacks() as callbacks:
-            response = client.post("/admin/arena/chatmodel/add/", {**form, "name": "new-model", "endpoint_url": url}, follow=True)
+            response = client.post(
+                "/admin/arena/chatmodel/add/", {**form, "name": "new-model", "endpoint_url": url}, follow=True
+            )
         model = ChatModel.objects.get(name="new-model")
         assert not model.healthy and "Not probed yet" in model.last_error  # saved, not yet drawn
         assert model not in models_drawable()
@@ -233,7 +240,10 @@ def test_a_model_added_in_the_admin_is_out_of_the_draw_until_its_probe_succeeds(
     zephyr = chat_models[0]
     change = {**form, "name": zephyr.name, "template": zephyr.template, "timeout_seconds": "20"}
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(f"/admin/arena/chatmodel/{zephyr.id}/change/", {**change, "endpoint_url": zephyr.endpoint_url, "weight": "2"})
+        client.post(
+            f"/admin/arena/chatmodel/{zephyr.id}/change/",
+            {**change, "endpoint_url": zephyr.endpoint_url, "weight": "2"},
+        )
     zephyr.refresh_from_db()
     assert zephyr.healthy and zephyr.weight == 2 and len(probes_run_here) == 2
     with django_capture_on_commit_callbacks(execute=True):
@@ -291,7 +301,9 @@ def test_parameters_that_don_t_fit_the_server_keep_a_model_out_once_probed(clien
     later = []
     monkeypatch.setattr(queue, "models_probe_queue", lambda **kw: later.append(kw))
     with serve_in_thread(DevServerConfig(model_id="big", time_to_first_token=0)) as url:  # max_total_tokens 4096
-        model = ChatModel.objects.create(name="big", endpoint_url=url, template="zephyr", parameters={"max_new_tokens": 5000})
+        model = ChatModel.objects.create(
+            name="big", endpoint_url=url, template="zephyr", parameters={"max_new_tokens": 5000}
+        )
         model.full_clean()  # nothing known about the server yet: accepted
         assert tasks.models_probe(model_ids=[model.id], retries=3) == 0
         assert later == []  # the server answered: asking again wouldn't help
@@ -317,7 +329,8 @@ def test_the_probe_action_reports_what_was_stored_not_the_raw_answer(client, cha
     client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
     model = chat_models[0]
     live_redis().set(model_failures_key(model.id), 5, ex=60)  # its generations kept failing
-    text = client.post("/admin/arena/chatmodel/", {"action": "probe", "_selected_action": [model.id]}, follow=True).content.decode()
+    answer = client.post("/admin/arena/chatmodel/", {"action": "probe", "_selected_action": [model.id]}, follow=True)
+    text = answer.content.decode()
     model.refresh_from_db()
     assert not model.healthy
     assert f"“{model.name}” is unhealthy — /health is fine but 5 generations failed recently" in text

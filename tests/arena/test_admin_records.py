@@ -83,7 +83,8 @@ def test_deleting_votes_in_the_admin_recounts_the_leaderboard(
     assert sum(PairCount.objects.values_list("count", flat=True)) == 3
     # The online Elo is replayed without the deleted vote, as if it had never been cast.
     ids = [m.id for m in chat_models]
-    rows = list(Vote.objects.order_by("created_at", "id").values_list("battle__model_a_id", "battle__model_b_id", "outcome"))
+    in_order = Vote.objects.order_by("created_at", "id")
+    rows = list(in_order.values_list("battle__model_a_id", "battle__model_b_id", "outcome"))
     expected = ratings.elo_online(
         np.array([ids.index(r[0]) for r in rows]), np.array([ids.index(r[1]) for r in rows]),
         np.array([Vote.Outcome(r[2]).code for r in rows]), len(ids),

@@ -49,7 +49,7 @@ def both_finished(_frame, frames):
 
 async def test_a_socket_without_a_session_is_closed():
     communicator = WebsocketCommunicator(application, "/ws/arena/", headers=[ORIGIN])
-    connected, code = await communicator.connect()
+    connected, _ = await communicator.connect()
     assert not connected or (await communicator.receive_output())["type"] == "websocket.close"
     await communicator.disconnect()
 
@@ -57,7 +57,8 @@ async def test_a_socket_without_a_session_is_closed():
 async def test_a_foreign_origin_is_refused():
     key = await new_session_key()
     communicator = WebsocketCommunicator(
-        application, "/ws/arena/", headers=[(b"origin", b"http://evil.example"), (b"cookie", f"sessionid={key}".encode())]
+        application, "/ws/arena/",
+        headers=[(b"origin", b"http://evil.example"), (b"cookie", f"sessionid={key}".encode())],
     )
     connected, _ = await communicator.connect()
     assert not connected
@@ -127,7 +128,9 @@ async def test_a_full_battle_streams_votes_and_reveals(chat_models, celery_worke
     await comm.disconnect()
 
 
-async def test_a_vote_on_replies_another_tab_has_replaced_is_refused_with_the_fresh_state(chat_models, celery_worker_process):
+async def test_a_vote_on_replies_another_tab_has_replaced_is_refused_with_the_fresh_state(
+    chat_models, celery_worker_process
+):
     key = await new_session_key()
     first = await connect(key)
     await first.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "Tell me about rivers"}))
@@ -217,7 +220,9 @@ def small_context_models(db):
     from inference.devserver import DevServerConfig, serve_in_thread
 
     configs = [
-        DevServerConfig(model_id=name, time_to_first_token=0, tokens_per_second=0, max_input_tokens=48, max_total_tokens=64)
+        DevServerConfig(
+            model_id=name, time_to_first_token=0, tokens_per_second=0, max_input_tokens=48, max_total_tokens=64
+        )
         for name in ("small-1", "small-2")
     ]
     with serve_in_thread(configs[0]) as url_1, serve_in_thread(configs[1]) as url_2:
@@ -227,7 +232,9 @@ def small_context_models(db):
         ]
 
 
-async def test_a_prompt_over_the_models_token_limit_fails_once_with_a_clear_reason(small_context_models, celery_worker_process):
+async def test_a_prompt_over_the_models_token_limit_fails_once_with_a_clear_reason(
+    small_context_models, celery_worker_process
+):
     import urllib.request
 
     from arena.live import live_redis, model_failures_key
@@ -250,7 +257,9 @@ async def test_a_prompt_over_the_models_token_limit_fails_once_with_a_clear_reas
     await comm.disconnect()
     # Permanent, so not retried (one request per server), and no mark against the servers' health.
     for model in small_context_models:
-        metrics = await sync_to_async(lambda url=model.endpoint_url: urllib.request.urlopen(f"{url}/metrics").read().decode())()
+        metrics = await sync_to_async(
+            lambda url=model.endpoint_url: urllib.request.urlopen(f"{url}/metrics").read().decode()
+        )()
         assert "tgi_request_count 1\n" in metrics
         await sync_to_async(model.refresh_from_db)()
         assert model.healthy and model.last_error == ""

@@ -29,7 +29,8 @@ def test_a_vote_is_counted_by_the_next_refresh_once(chat_models, alice):
     assert services.votes_count_pending() == 0
     assert Vote.objects.get(id=v.id).counted is True
     cell = PairCount.objects.get()
-    assert (cell.model_a_id, cell.model_b_id, cell.outcome, cell.count) == (battle.model_a_id, battle.model_b_id, ratings.A_WINS, 1)
+    expected = (battle.model_a_id, battle.model_b_id, ratings.A_WINS, 1)
+    assert (cell.model_a_id, cell.model_b_id, cell.outcome, cell.count) == expected
     a, b = ChatModel.objects.get(id=battle.model_a_id), ChatModel.objects.get(id=battle.model_b_id)
     assert a.elo_online == pytest.approx(1002.0) and b.elo_online == pytest.approx(998.0)
 
@@ -229,7 +230,7 @@ def test_import_is_idempotent_and_export_round_trips(tmp_path):
 
 @pytest.mark.django_db
 def test_a_malformed_record_names_its_line_and_imports_nothing(tmp_path):
-    records = RECORDS[:2] + [{"model_a": "alpha", "model_b": "beta", "winner": "maybe"}] + RECORDS[2:]
+    records = [*RECORDS[:2], {"model_a": "alpha", "model_b": "beta", "winner": "maybe"}, *RECORDS[2:]]
     path = write_battles(tmp_path / "bad.jsonl", records)
     with pytest.raises(CommandError, match="line 3"):
         call_command("import_battles", str(path), "--no-progress")
@@ -281,7 +282,7 @@ def test_the_leaderboard_command_prints_one_json_object_with_reference_conventio
 
 
 def test_the_leaderboard_command_reports_a_bad_record(tmp_path):
-    path = write_battles(tmp_path / "b.jsonl", RECORDS[:1] + [{"model_a": "x", "model_b": "x", "winner": "tie"}])
+    path = write_battles(tmp_path / "b.jsonl", [*RECORDS[:1], {"model_a": "x", "model_b": "x", "winner": "tie"}])
     result = run_leaderboard(path, "--json")
     assert result.returncode != 0 and "line 2" in result.stderr
 

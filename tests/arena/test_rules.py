@@ -46,7 +46,9 @@ def test_one_failed_side_may_be_retried_and_blocks_send_and_vote():
 def test_both_failed_says_regenerate():
     controls = battle_controls(now(SideNow("failed", "timeout"), SideNow("failed", "")))
     assert controls["may_retry"] == ["a", "b"] and controls["may_regenerate"]
-    assert controls["hint"] == "Both replies failed. Press Regenerate (or start a new round) before sending another prompt."
+    assert controls["hint"] == (
+        "Both replies failed. Press Regenerate (or start a new round) before sending another prompt."
+    )
 
 
 @pytest.mark.parametrize(

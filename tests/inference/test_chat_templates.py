@@ -24,7 +24,8 @@ def test_it_renders_mistral_instruct_folding_the_system_prompt_into_the_first_us
 
 
 def test_it_renders_mistral_instruct_without_system():
-    assert prompt_render("mistral-instruct", CONVERSATION[1:]) == "<s>[INST] Hi [/INST]Hello!</s> [INST] What is 2+2? [/INST]"
+    expected = "<s>[INST] Hi [/INST]Hello!</s> [INST] What is 2+2? [/INST]"
+    assert prompt_render("mistral-instruct", CONVERSATION[1:]) == expected
 
 
 def test_it_renders_llama2_chat_with_sys_block():
