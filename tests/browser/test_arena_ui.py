@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from arena.models import Battle, ChatModel, Reply, Turn, Vote
 from inference.devserver import DevServerConfig, serve_in_thread
-from tests.conftest import process_group_stop, slow_models_serving, web_start
+from tests.conftest import process_group_stop, slow_models_serving, web_start, worker_start
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -183,11 +183,15 @@ def test_with_a_keyboard_enter_sends_and_shift_enter_is_a_new_line(page, live_st
 
 
 @pytest.fixture(scope="module")
-def two_turn_site(celery_worker_process, live_logs):
-    """The site served with ARENA_MAX_TURNS=2 (a web process of its own; the shared worker)."""
-    web, base_url = web_start(live_logs, name="web-two-turns", extra_env={"ARENA_MAX_TURNS": "2"})
+def two_turn_site(django_db_setup, live_logs):
+    """The site served with ARENA_MAX_TURNS=2: a web process and a worker of its own, on a queue of
+    their own (the worker tells the page what the battle accepts after each reply, by that setting)."""
+    two_turns = {"ARENA_MAX_TURNS": "2", "CELERY_QUEUE": "two-turns"}
+    worker = worker_start(live_logs, name="worker-two-turns", extra_env=two_turns)
+    web, base_url = web_start(live_logs, name="web-two-turns", extra_env=two_turns)
     yield base_url
     process_group_stop(web)
+    process_group_stop(worker)
 
 
 def test_send_is_off_with_a_hint_once_the_battle_has_its_maximum_turns(page, two_turn_site, chat_models):
