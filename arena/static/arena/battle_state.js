@@ -23,11 +23,6 @@ export function lastTurnAny(battle, statuses) {
   return !!turn && SIDES.some((s) => !turn.sides[s] || statuses.includes(turn.sides[s].status));
 }
 
-export function lastTurnAll(battle, status) {
-  const turn = lastTurn(battle);
-  return !!turn && SIDES.every((s) => turn.sides[s] && turn.sides[s].status === status);
-}
-
 // What a refusal by the prompt box can be about: the battle, its last turn and the sides' states.
 export function stateKey(battle) {
   const turn = lastTurn(battle);
