@@ -1,6 +1,9 @@
 import shutil
+from types import SimpleNamespace
 
 import pytest
+
+from inference.devserver import DevServerConfig, serve_in_thread
 
 
 @pytest.fixture(scope="module")
@@ -35,3 +38,13 @@ def page(chromium):
     page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
     yield page
     context.close()
+
+
+@pytest.fixture(scope="module")
+def odd_servers():
+    """A model server whose every reply fails after two tokens, and one slow to its first token."""
+    faulty = DevServerConfig(model_id="faulty-model", time_to_first_token=0.05, tokens_per_second=150,
+                             fault="error-mid-stream", fault_after_tokens=2)
+    slow_start = DevServerConfig(model_id="slow-start", time_to_first_token=2.5, tokens_per_second=150)
+    with serve_in_thread(faulty) as faulty_url, serve_in_thread(slow_start) as slow_start_url:
+        yield SimpleNamespace(faulty=faulty_url, slow_start=slow_start_url)

@@ -5,6 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from arena.models import ChatModel, Reply
+from tests.browser.helpers import send
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -30,11 +31,6 @@ INSPECT_PANEL = """(panel) => ({
     hrefs: [...panel.querySelectorAll("a[href]")].map((a) => a.getAttribute("href")),
     bold: [...panel.querySelectorAll("b, strong")].map((el) => el.textContent),
 })"""
-
-
-def send(page, text: str) -> None:
-    page.get_by_test_id("prompt").fill(text)
-    page.get_by_test_id("send").click()
 
 
 def test_markup_in_replies_and_prompts_is_shown_as_text(page, live_stack, chat_models):
@@ -77,7 +73,7 @@ def test_the_no_models_banner_shows_when_no_pair_can_be_drawn(page, live_stack, 
     page.goto(live_stack.base_url + "/")
     expect(page.get_by_test_id("no-models")).to_be_visible()
     expect(page.get_by_test_id("no-models")).to_contain_text("No models are available right now")
-    # One notice, and no prompt to send into nothing (tests/browser/test_arena_ui.py: the refusal).
+    # One notice, and no prompt to send into nothing (tests/browser/test_prompt_box.py: the refusal).
     page.get_by_test_id("prompt").fill("Anyone there?")
     expect(page.get_by_test_id("send")).to_be_disabled()
     expect(page.get_by_test_id("status")).to_be_hidden()
