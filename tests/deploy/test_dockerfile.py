@@ -291,3 +291,7 @@ def test_collectstatic_as_the_build_runs_it(tmp_path):
             assert (static_root / manifest[name]).is_file()
     assert any(p.suffix == ".gz" for p in static_root.rglob("*")), "whitenoise compresses at build time"
     assert "admin/css/base.css" in manifest
+    # The page's modules import each other by their hashed names, which change with their content.
+    entry = (static_root / manifest["arena/arena.js"]).read_text()
+    imported = re.findall(r'from\s+"\./([^"]+)"', entry)
+    assert imported and all(f"arena/{name}" in manifest.values() for name in imported), imported

@@ -56,7 +56,7 @@ def test_production_is_https_only_and_serves_collected_static_files():
     assert values["DEBUG"] is False
     assert values["SECURE_SSL_REDIRECT"] and values["SESSION_COOKIE_SECURE"] and values["CSRF_COOKIE_SECURE"]
     assert values["SECURE_HSTS_SECONDS"] >= 31_536_000
-    assert values["STORAGES"]["staticfiles"]["BACKEND"] == "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    assert values["STORAGES"]["staticfiles"]["BACKEND"] == "config.storage.StaticFilesStorage"
     assert values["ALLOWED_HOSTS"] == ["arena.example.com"]
 
 
