@@ -4,7 +4,7 @@
 
 It starts the whole streaming path on loopback and measures it against a direct client:
 
-- two TGI-compatible dev servers (`inference.devserver`) in this process, each on its own thread
+- two TGI-compatible dev servers (`devserver`) in this process, each on its own thread
   and event loop, paced at `--rate` tokens/s after `--ttft`, logging the monotonic time at which
   each token event is written to its socket (a wrap of the server's `_send_event`) and at which
   each request arrived (`_start_stream`);
@@ -170,14 +170,14 @@ class EmissionLog:
         self.streams: dict[int, dict] = {}
 
     def install(self) -> None:
-        from inference import devserver
+        from devserver import state, tgi
 
-        start_stream, send_event = devserver._start_stream, devserver._send_event
+        start_stream, send_event = tgi._start_stream, tgi._send_event
         log = self
 
         async def start_stream_logged(request):
             response = await start_stream(request)
-            record = {"model": request.app[devserver.STATE].config.model_id, "tokens": [], "response": response,
+            record = {"model": request.app[state.STATE].config.model_id, "tokens": [], "response": response,
                       "arrived": time.monotonic()}
             with log.lock:
                 log.streams[id(response)] = record
@@ -191,8 +191,8 @@ class EmissionLog:
                     record["tokens"].append((time.monotonic(), token["text"], token["special"]))
             await send_event(response, payload)
 
-        devserver._start_stream = start_stream_logged
-        devserver._send_event = send_event_logged
+        tgi._start_stream = start_stream_logged
+        tgi._send_event = send_event_logged
 
     def take(self) -> dict[tuple[str, str], dict]:
         """The streams logged so far, keyed by (model id, tag: the reply's first word); then forget them.
@@ -863,7 +863,7 @@ def main() -> None:
 
     import uvloop
 
-    from inference.devserver import DevServerConfig, serve_in_thread
+    from devserver import DevServerConfig, serve_in_thread
 
     # uvloop for the dev servers too: they stand in for TGI's Rust router, so cheaper is truer.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

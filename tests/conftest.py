@@ -17,7 +17,7 @@ import redis
 from django.conf import settings
 
 from arena.clients import ClientIdentity
-from inference.devserver import DevServerConfig, serve_in_thread
+from devserver import DevServerConfig, serve_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from arena.models import ChatModel
-from inference.devserver import DevServerConfig, serve_in_thread
+from devserver import DevServerConfig, serve_in_thread
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.django_db

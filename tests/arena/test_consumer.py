@@ -214,7 +214,7 @@ async def test_another_session_cannot_join_or_vote(chat_models, celery_worker_pr
 @pytest.fixture
 def small_context_models(db):
     """Two models whose servers take at most 64 tokens, prompt and reply together."""
-    from inference.devserver import DevServerConfig, serve_in_thread
+    from devserver import DevServerConfig, serve_in_thread
 
     configs = [
         DevServerConfig(model_id=name, time_to_first_token=0, tokens_per_second=0, max_input_tokens=48, max_total_tokens=64)

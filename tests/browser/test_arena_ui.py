@@ -10,7 +10,7 @@ from django.conf import settings
 from playwright.sync_api import expect
 
 from arena.models import Battle, ChatModel, Reply, Turn, Vote
-from inference.devserver import DevServerConfig, serve_in_thread
+from devserver import DevServerConfig, serve_in_thread
 from tests.conftest import process_group_stop, slow_models_serving, web_start
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]

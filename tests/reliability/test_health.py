@@ -14,7 +14,7 @@ from django.test import Client, override_settings
 
 from arena import services
 from arena.models import Battle, ChatModel
-from inference.devserver import DevServerConfig, serve_in_thread
+from devserver import DevServerConfig, serve_in_thread
 from inference.tasks import models_probe
 from tests.conftest import free_port
 from tests.reliability.conftest import fault_set, new_session_key, ws_connect, ws_receive, ws_send
