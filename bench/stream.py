@@ -6,8 +6,8 @@ It starts the whole streaming path on loopback and measures it against a direct 
 
 - two TGI-compatible dev servers (`devserver`) in this process, each on its own thread
   and event loop, paced at `--rate` tokens/s after `--ttft`, logging the monotonic time at which
-  each token event is written to its socket (a wrap of the server's `_send_event`) and at which
-  each request arrived (`_start_stream`);
+  each token event is written to its socket and at which each request arrived (the server's
+  `StreamObserver` hook);
 - PostgreSQL database `arena_bench` (dropped, created and migrated at start) and Redis database 14
   (flushed at start), both overridable with BENCH_DATABASE_URL / BENCH_REDIS_URL; tasks go to a
   queue of their own (`bench-stream`);
@@ -72,6 +72,8 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from devserver import StreamObserver  # noqa: E402 - after the path is set
 
 PY = sys.executable
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/arena_bench")
@@ -162,37 +164,23 @@ def machine_ticks() -> tuple[int, int]:
 # --- the dev servers, with an emission log -----------------------------------------------------
 
 
-class EmissionLog:
+class EmissionLog(StreamObserver):
     """Every token event the dev servers write: (monotonic time, text, special) per stream."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.streams: dict[int, dict] = {}
 
-    def install(self) -> None:
-        from devserver import state, tgi
+    def stream_started(self, stream: object, model_id: str, when: float) -> None:
+        # The record holds the stream, so its id is not reused while the record lasts.
+        record = {"model": model_id, "tokens": [], "stream": stream, "arrived": when}
+        with self.lock:
+            self.streams[id(stream)] = record
 
-        start_stream, send_event = tgi._start_stream, tgi._send_event
-        log = self
-
-        async def start_stream_logged(request):
-            response = await start_stream(request)
-            record = {"model": request.app[state.STATE].config.model_id, "tokens": [], "response": response,
-                      "arrived": time.monotonic()}
-            with log.lock:
-                log.streams[id(response)] = record
-            return response
-
-        async def send_event_logged(response, payload):
-            token = payload.get("token")
-            if token is not None:
-                record = log.streams.get(id(response))
-                if record is not None:
-                    record["tokens"].append((time.monotonic(), token["text"], token["special"]))
-            await send_event(response, payload)
-
-        tgi._start_stream = start_stream_logged
-        tgi._send_event = send_event_logged
+    def token_sent(self, stream: object, text: str, special: bool, when: float) -> None:
+        record = self.streams.get(id(stream))
+        if record is not None:
+            record["tokens"].append((when, text, special))
 
     def take(self) -> dict[tuple[str, str], dict]:
         """The streams logged so far, keyed by (model id, tag: the reply's first word); then forget them.
@@ -868,7 +856,6 @@ def main() -> None:
     # uvloop for the dev servers too: they stand in for TGI's Rust router, so cheaper is truer.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     log = EmissionLog()
-    log.install()
     workdir = Path(tempfile.mkdtemp(prefix="arena-bench-stream-"))
     logs = workdir / "logs"
     logs.mkdir()
@@ -881,7 +868,7 @@ def main() -> None:
         urls = [
             stack_exit.enter_context(serve_in_thread(DevServerConfig(
                 model_id=name, time_to_first_token=args.ttft, tokens_per_second=args.rate,
-                max_concurrent_requests=4096, max_total_tokens=8192,
+                max_concurrent_requests=4096, max_total_tokens=8192, observer=log,
             )))
             for name, _ in MODELS
         ]

@@ -41,17 +41,21 @@ ChatGPT, made by OpenAI"). It is tokenised and streamed like any reply (and cut 
 `max_new_tokens`, stop sequences and fault markers, e.g. `[[devserver:echo]] [[devserver:cut:3]]`),
 but not shortened to the usual reply length.
 
+To watch the streams it sends (when each token is written, e.g. for a benchmark), pass
+`DevServerConfig(observer=...)` a `StreamObserver`.
+
 Run it with `python -m devserver --model-id zephyr-7b-beta --port 8081`; tests use
 `serve_in_thread()`. A development tool: it needs aiohttp and the standard library only, and
 neither `arena` nor `inference` imports it.
 
 Modules: `config` (DevServerConfig, command-line options), `text` (the replies and their
 tokens), `faults` (the fault switch and prompt markers), `generation` (TGI's checks, what a reply
-is), `tgi` (TGI's routes and SSE framing), `state` (a running server's counters), `app` (the
-aiohttp application, `run`, `serve_in_thread`).
+is), `tgi` (TGI's routes and SSE framing), `state` (a running server's counters), `observer`
+(the stream hook), `app` (the aiohttp application, `run`, `serve_in_thread`).
 """
 
 from devserver.app import serve_in_thread
 from devserver.config import FAULT_MODES, DevServerConfig
+from devserver.observer import StreamObserver
 
-__all__ = ["FAULT_MODES", "DevServerConfig", "serve_in_thread"]
+__all__ = ["FAULT_MODES", "DevServerConfig", "StreamObserver", "serve_in_thread"]

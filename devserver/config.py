@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from devserver.observer import StreamObserver
 
 FAULT_MODES = (
     "overload", "overload-http", "error-mid-stream", "cut", "stall", "drop", "http-500", "unhealthy",
@@ -24,6 +26,7 @@ class DevServerConfig:
     fault_after_tokens: int = 5
     fault_count: int | None = None
     stall_seconds: float = 3600
+    observer: StreamObserver | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULT_MODES:

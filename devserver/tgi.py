@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 
 from aiohttp import web
 
@@ -148,10 +149,13 @@ async def _single_reply(request, state, slot, generation, fault, as_list, with_d
 
 async def _stream_reply(request, state, slot, generation, fault) -> web.StreamResponse:
     config = state.config
+    observer = config.observer
     delay = _token_delay(state)
     fault_at = min(fault.after_tokens, len(generation.tokens) - 1) if fault else None
     last = len(generation.tokens) - 1
     response = await _start_stream(request)
+    if observer:
+        observer.stream_started(response, config.model_id, time.monotonic())
     try:
         await asyncio.sleep(config.time_to_first_token)
         slot.start_decoding()
@@ -177,6 +181,8 @@ async def _stream_reply(request, state, slot, generation, fault) -> web.StreamRe
             if index == last:
                 event["generated_text"] = generation.generated_text
                 event["details"] = generation.stream_details()
+            if observer:
+                observer.token_sent(response, token.text, token.special, time.monotonic())
             await _send_event(response, event)
     except ConnectionResetError:
         request[OUTCOME] = "client went away"
