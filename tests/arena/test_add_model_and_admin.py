@@ -8,7 +8,7 @@ from django.core.management.base import CommandError
 
 from arena.models import ChatModel
 from devserver import DevServerConfig, serve_in_thread
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.contrib.sessions.backends.db import SessionStore
 
 from arena.models import Battle, ChatModel, Vote
 from config.asgi import application
-from tests.conftest import slow_models_serving
+from tests.helpers import slow_models_serving
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from arena.models import Battle, ChatModel, Reply, Turn, Vote
 from devserver import DevServerConfig, serve_in_thread
-from tests.conftest import process_group_stop, slow_models_serving, web_start
+from tests.helpers import process_group_stop, slow_models_serving, wait_until, web_start
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -439,15 +439,6 @@ def assert_same_replies(page, other) -> None:
         assert texts == other.evaluate(f"() => [...document.querySelectorAll('{bots}')].map((el) => el.innerText)")
 
 
-def wait_for(predicate, what: str, timeout: float = 20) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def pump_until(page, predicate, what: str, timeout: float = 20) -> None:
     """Wait for something Playwright's event handlers record (they run while the page is awaited)."""
     for _ in range(int(timeout * 10)):
@@ -489,7 +480,7 @@ def test_a_second_tab_of_the_battle_follows_turns_and_regenerates_sent_in_the_fi
 
     # A regenerate in the first tab: the second asks for the new attempt once, and shows it.
     first.get_by_test_id("regenerate").click()
-    wait_for(lambda: Reply.objects.filter(attempt=1, status="done").count() == 2, "the new attempt")
+    wait_until(lambda: Reply.objects.filter(attempt=1, status="done").count() == 2, 20, "the new attempt")
     pump_until(second, lambda: len(joins) == 3, "the second tab's fresh snapshot")
     wait_turns_done(first, 2)
     wait_turns_done(second, 2)
@@ -584,7 +575,7 @@ def test_focus_stays_on_the_page_after_send_retry_and_regenerate(page, live_stac
     page.get_by_test_id(f"retry-{bad}").focus()
     page.keyboard.press("Enter")
     expect(page.get_by_test_id(f"reply-{bad}")).to_be_focused()  # the reply being written again
-    wait_for(lambda: Reply.objects.filter(attempt=1, side=bad, status="failed").exists(), "the retry to fail")
+    wait_until(lambda: Reply.objects.filter(attempt=1, side=bad, status="failed").exists(), 20, "the retry to fail")
     expect(failed).to_have_count(1, timeout=20_000)  # it fails again (the server always does)
     expect(page.get_by_test_id("regenerate")).to_be_enabled()
 
@@ -592,7 +583,7 @@ def test_focus_stays_on_the_page_after_send_retry_and_regenerate(page, live_stac
     page.keyboard.press("Space")
     expect(page.get_by_test_id("reply-a")).to_be_focused()
     assert page.evaluate("() => document.activeElement !== document.body")
-    wait_for(lambda: Reply.objects.filter(attempt=2, status__in=("done", "failed")).count() == 2, "the regenerate to end")
+    wait_until(lambda: Reply.objects.filter(attempt=2, status__in=("done", "failed")).count() == 2, 20, "the regenerate to end")
     expect(failed).to_have_count(1, timeout=20_000)
     expect(page.get_by_test_id("regenerate")).to_be_enabled()
 

@@ -6,7 +6,7 @@ import pytest
 
 from devserver import DevServerConfig, serve_in_thread
 from inference.backends import Delta, Finished, GenerationFailure, GenerationRequest, StopSequenceFilter, TgiBackend, server_probe
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ from arena.models import Battle, ChatModel, Reply, Vote
 from arena.services import model_failures_key
 from devserver import DevServerConfig, serve_in_thread
 from inference.tasks import models_probe
-from tests.conftest import free_port
-from tests.reliability.conftest import (
+from tests.helpers import free_port
+from tests.reliability.helpers import (
     dedicated_worker,
     devserver_requests,
     fault_set,
