@@ -4,10 +4,10 @@
 
 It starts the whole streaming path on loopback and measures it against a direct client:
 
-- two TGI-compatible dev servers (`inference.devserver`) in this process, each on its own thread
+- two TGI-compatible dev servers (`devserver`) in this process, each on its own thread
   and event loop, paced at `--rate` tokens/s after `--ttft`, logging the monotonic time at which
-  each token event is written to its socket (a wrap of the server's `_send_event`) and at which
-  each request arrived (`_start_stream`);
+  each token event is written to its socket and at which each request arrived (the server's
+  `StreamObserver` hook);
 - PostgreSQL database `arena_bench` (dropped, created and migrated at start) and Redis database 14
   (flushed at start), both overridable with BENCH_DATABASE_URL / BENCH_REDIS_URL; tasks go to a
   queue of their own (`bench-stream`);
@@ -56,11 +56,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import resource
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -68,46 +64,34 @@ import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from figures import pct
+from stack import (
+    CLK_TCK,
+    DATABASE_URL,
+    LAYERS,
+    PY,
+    REDIS_URL,
+    ROOT,
+    Stack,
+    database_reset,
+    machine_ticks,
+    own_cpu,
+    redis_reset,
+    stack_arguments,
+    tree_cpu,
+    wait_for,
+)
+
 sys.path.insert(0, str(ROOT))
 
-PY = sys.executable
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/arena_bench")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+from devserver import StreamObserver  # noqa: E402 - after the path is set
+
 MODELS = [("bench-zephyr", "zephyr"), ("bench-mistral", "mistral-instruct")]
 WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar "
          "papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu").split()
 PHASE_DEADLINE = 90.0  # seconds: a phase that isn't over by then is reported as incomplete
 TARGETS = {"added_p50": 5.0, "added_p99": 30.0, "ttft_p50": 30.0}
-
-
-# --- small helpers -----------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def prompt_for(tag: str, tokens: int) -> str:
@@ -116,83 +100,26 @@ def prompt_for(tag: str, tokens: int) -> str:
     return f"[[devserver:echo]] {tag} " + " ".join(words)
 
 
-# --- CPU accounting ----------------------------------------------------------------------------
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _proc_stat(pid: int) -> tuple[int, float] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2:].split()
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK  # ppid, utime + stime
-
-
-def tree_cpu(root_pids: list[int]) -> float:
-    """CPU seconds of these processes and all their live descendants."""
-    parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (stat := _proc_stat(int(entry))):
-            parents[int(entry)], cpu[int(entry)] = stat
-    wanted = set(root_pids)
-    changed = True
-    while changed:
-        changed = False
-        for pid, ppid in parents.items():
-            if ppid in wanted and pid not in wanted:
-                wanted.add(pid)
-                changed = True
-    return sum(cpu.get(pid, 0.0) for pid in wanted)
-
-
-def own_cpu() -> float:
-    """CPU seconds of this process, its live descendants and its finished, waited-for children."""
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return tree_cpu([os.getpid()]) + children.ru_utime + children.ru_stime
-
-
-def machine_ticks() -> tuple[int, int]:
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return sum(fields), fields[3] + fields[4]  # total, idle + iowait
-
-
 # --- the dev servers, with an emission log -----------------------------------------------------
 
 
-class EmissionLog:
+class EmissionLog(StreamObserver):
     """Every token event the dev servers write: (monotonic time, text, special) per stream."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.streams: dict[int, dict] = {}
 
-    def install(self) -> None:
-        from inference import devserver
+    def stream_started(self, stream: object, model_id: str, when: float) -> None:
+        # The record holds the stream, so its id is not reused while the record lasts.
+        record = {"model": model_id, "tokens": [], "stream": stream, "arrived": when}
+        with self.lock:
+            self.streams[id(stream)] = record
 
-        start_stream, send_event = devserver._start_stream, devserver._send_event
-        log = self
-
-        async def start_stream_logged(request):
-            response = await start_stream(request)
-            record = {"model": request.app[devserver.STATE].config.model_id, "tokens": [], "response": response,
-                      "arrived": time.monotonic()}
-            with log.lock:
-                log.streams[id(response)] = record
-            return response
-
-        async def send_event_logged(response, payload):
-            token = payload.get("token")
-            if token is not None:
-                record = log.streams.get(id(response))
-                if record is not None:
-                    record["tokens"].append((time.monotonic(), token["text"], token["special"]))
-            await send_event(response, payload)
-
-        devserver._start_stream = start_stream_logged
-        devserver._send_event = send_event_logged
+    def token_sent(self, stream: object, text: str, special: bool, when: float) -> None:
+        record = self.streams.get(id(stream))
+        if record is not None:
+            record["tokens"].append((when, text, special))
 
     def take(self) -> dict[tuple[str, str], dict]:
         """The streams logged so far, keyed by (model id, tag: the reply's first word); then forget them.
@@ -207,138 +134,6 @@ class EmissionLog:
             if text.split():
                 out[(record["model"], text.split()[0])] = {"arrived": record["arrived"], "tokens": record["tokens"]}
         return out
-
-
-# --- the stack ---------------------------------------------------------------------------------
-
-
-def database_reset() -> None:
-    import psycopg
-
-    parts = urlsplit(DATABASE_URL)
-    name = parts.path.lstrip("/")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def redis_reset() -> None:
-    import redis
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
-
-
-def stack_env(extra: dict[str, str]) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        # As deployed: DEBUG off (Django then keeps no per-query log), static files collected.
-        DEBUG="false",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SECURE_SSL="false",  # loopback; TLS ends at the proxy in production
-        DATABASE_URL=DATABASE_URL,
-        REDIS_URL=REDIS_URL,
-        PYTHONUNBUFFERED="1",
-        LOG_LEVEL="WARNING",
-        ARENA_BATTLES_PER_MINUTE="100000",
-        ARENA_TURNS_PER_MINUTE="100000",
-        ARENA_VOTES_PER_DAY="1000000",
-        # A queue of its own: a worker of another stack on the same Redis database can't take these tasks.
-        CELERY_QUEUE="bench-stream",
-    )
-    env.update(extra)
-    return env
-
-
-LAYERS = {"core": "channels_redis.core.RedisChannelLayer", "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer"}
-LAYER_OVERRIDE = """from config.settings import *  # noqa: F403
-
-CHANNEL_LAYERS = {{"default": {{"BACKEND": "{backend}", "CONFIG": {{
-    "hosts": [{{"address": CHANNEL_LAYER_URL, "socket_timeout": 10}}],  # noqa: F405
-    **({{"capacity": 1000, "expiry": 30}} if "core" in "{backend}" else {{}}),
-}}}}}}
-"""
-
-
-class Stack:
-    def __init__(self, args, logs: Path):
-        self.args = args
-        self.logs = logs
-        extra = dict(kv.split("=", 1) for kv in args.env)
-        if args.channel_layer:
-            # Another channel layer than the settings' own, for comparing: a settings module that
-            # imports config.settings and replaces CHANNEL_LAYERS, in the bench's temporary directory.
-            (logs.parent / "bench_settings.py").write_text(LAYER_OVERRIDE.format(backend=LAYERS[args.channel_layer]))
-            paths = [str(logs.parent), str(ROOT), *filter(None, extra.get("PYTHONPATH", "").split(os.pathsep))]
-            extra.update(DJANGO_SETTINGS_MODULE="bench_settings", PYTHONPATH=os.pathsep.join(paths))
-        self.env = stack_env(extra)
-        self.procs: list[subprocess.Popen] = []
-        self.web: subprocess.Popen | None = None
-        self.workers: list[subprocess.Popen] = []
-        self.port = free_port()
-
-    def manage(self, *argv: str) -> None:
-        subprocess.run([PY, "manage.py", *argv], cwd=ROOT, env=self.env, check=True,
-                       stdout=subprocess.DEVNULL, timeout=180)
-
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        log = (self.logs / f"{name}.log").open("w")
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env or self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        self.procs.append(proc)
-        return proc
-
-    def start(self) -> None:
-        self.manage("collectstatic", "--noinput")
-        for i in range(self.args.workers):
-            name = f"worker{i}"
-            proc = self._spawn(name, [
-                PY, "-m", "celery", "-A", "config", "worker", "--pool", "threads",
-                "--concurrency", str(self.args.concurrency), "--loglevel", "info", "--without-gossip",
-                "--without-mingle", "--without-heartbeat", "-n", f"bench{i}@%h",
-            ])
-            log = self.logs / f"{name}.log"
-            wait_for(lambda: "ready." in log.read_text() or proc.poll() is not None, 90, "a Celery worker")
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited:\n{log.read_text()[-3000:]}")
-            self.workers.append(proc)
-        self.web = self._spawn("web", [
-            PY, "-m", "uvicorn", self.args.asgi, "--host", "127.0.0.1", "--port", str(self.port),
-            "--loop", "uvloop", "--http", "httptools", "--ws-max-size", "262144",
-            "--timeout-graceful-shutdown", "5", *(["--workers", str(self.args.web_workers)] if self.args.web_workers > 1 else []),
-        ], env=self.env | dict(kv.split("=", 1) for kv in getattr(self.args, "web_env", [])))
-
-        def web_up() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return True
-            except OSError:
-                return self.web.poll() is not None
-
-        wait_for(web_up, 60, "uvicorn")
-        if self.web.poll() is not None:
-            raise RuntimeError(f"uvicorn exited:\n{(self.logs / 'web.log').read_text()[-3000:]}")
-        if self.args.web_workers > 1:
-            time.sleep(2)  # every worker process listening
-
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.workers] + ([self.web.pid] if self.web else [])
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
 
 
 # --- the clients (a separate process: `--role clients`) ------------------------------------------
@@ -813,19 +608,6 @@ def markdown(rows: list[dict], args) -> str:
     return head + "\n".join(lines)
 
 
-def stack_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options both benchmarks give the stack they start, and the client process's own."""
-    parser.add_argument("--web-workers", type=int, default=1, help="uvicorn processes")
-    parser.add_argument("--asgi", default="config.asgi:application", help="the ASGI application uvicorn serves")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="a setting for the web and worker processes (repeatable)")
-    parser.add_argument("--web-env", action="append", default=[], metavar="KEY=VALUE",
-                        help="a setting for the web processes only (repeatable), e.g. DB_POOL_MAX_SIZE=0")
-    parser.add_argument("--profile", metavar="DIR", help="record py-spy profiles of web and workers into DIR")
-    parser.add_argument("--role", default="bench", help=argparse.SUPPRESS)
-    parser.add_argument("--plan", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -863,12 +645,11 @@ def main() -> None:
 
     import uvloop
 
-    from inference.devserver import DevServerConfig, serve_in_thread
+    from devserver import DevServerConfig, serve_in_thread
 
     # uvloop for the dev servers too: they stand in for TGI's Rust router, so cheaper is truer.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     log = EmissionLog()
-    log.install()
     workdir = Path(tempfile.mkdtemp(prefix="arena-bench-stream-"))
     logs = workdir / "logs"
     logs.mkdir()
@@ -881,7 +662,7 @@ def main() -> None:
         urls = [
             stack_exit.enter_context(serve_in_thread(DevServerConfig(
                 model_id=name, time_to_first_token=args.ttft, tokens_per_second=args.rate,
-                max_concurrent_requests=4096, max_total_tokens=8192,
+                max_concurrent_requests=4096, max_total_tokens=8192, observer=log,
             )))
             for name, _ in MODELS
         ]

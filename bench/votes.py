@@ -4,7 +4,7 @@
 
 It starts uvicorn (as deployed) and one Celery worker (which runs the debounced leaderboard
 refresh) on PostgreSQL database `arena_bench` (dropped, created and migrated at start) and Redis
-database 14 (flushed at start), like bench/stream.py, then:
+database 14 (flushed at start), like bench/stream.py (both start it with bench/stack.py), then:
 
 - registers 10 models and, directly in the database, `--clients` sessions each owning `--battles`
   finished battles (both replies done, nothing naming a model), so every vote is counted;
@@ -36,13 +36,21 @@ import time
 import types
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from figures import pct
+from stack import (
+    DATABASE_URL,
+    PY,
+    REDIS_URL,
+    ROOT,
+    Stack,
+    database_reset,
+    redis_reset,
+    stack_arguments,
+    tree_cpu,
+)
+
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import stream as common  # noqa: E402 - bench/stream.py: the stack, resets, percentiles, CPU
-
-PY = sys.executable
 MODELS = 10
 OUTCOMES = ("a", "b", "tie", "bothbad")
 TARGET_VOTES_PER_SECOND = 500
@@ -259,12 +267,12 @@ def staleness(confirmed: list[float], frames: list[tuple[float, int]], already: 
     return {"samples": samples, "final": final}
 
 
-def run(args, stack: common.Stack, owners: list[dict], workdir: Path, already: int) -> dict:
+def run(args, stack: Stack, owners: list[dict], workdir: Path, already: int) -> dict:
     plan = {"base_url": f"http://127.0.0.1:{stack.port}", "owners": owners, "seconds": args.seconds,
             "via": args.via, "already": already}
     plan_path, out_path = workdir / "votes-plan.json", workdir / "votes-result.json"
     plan_path.write_text(json.dumps(plan))
-    cpu0, web0 = common.tree_cpu(stack.pids), common.tree_cpu([stack.web.pid])
+    cpu0, web0 = tree_cpu(stack.pids), tree_cpu([stack.web.pid])
     env = {**os.environ, **stack.env} if args.via == "services" else None
     profilers = []
     for name, target in ([("web", stack.web), ("worker", stack.workers[0])] if args.profile else []):
@@ -277,7 +285,7 @@ def run(args, stack: common.Stack, owners: list[dict], workdir: Path, already: i
                           cwd=ROOT, env=env, timeout=args.seconds + 300, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"the client process failed:\n{proc.stderr[-3000:]}")
-    cpu1, web1 = common.tree_cpu(stack.pids), common.tree_cpu([stack.web.pid])
+    cpu1, web1 = tree_cpu(stack.pids), tree_cpu([stack.web.pid])
     for profiler in profilers:
         profiler.wait(timeout=60)
     result = json.loads(out_path.read_text())
@@ -289,7 +297,7 @@ def run(args, stack: common.Stack, owners: list[dict], workdir: Path, already: i
         "via": args.via, "clients": len(owners), "votes": votes - already, "counted": counted - already,
         "confirmed": len(confirmed), "errors": result["errors"], "window": window,
         "votes_per_s": (votes - already) / window if window and window > 0 else float("nan"),
-        "stale_p50": common.pct(stale["samples"], 50), "stale_p99": common.pct(stale["samples"], 99),
+        "stale_p50": pct(stale["samples"], 50), "stale_p99": pct(stale["samples"], 99),
         "stale_max": max(stale["samples"], default=float("nan")), "stale_final": stale["final"],
         "frames": len(result["frames"]), "cpu_per_vote_ms": (cpu1 - cpu0) / max(votes - already, 1) * 1000,
         "cpu_web_per_vote_ms": (web1 - web0) / max(votes - already, 1) * 1000,
@@ -335,7 +343,7 @@ def main() -> None:
     parser.add_argument("--battles", type=int, default=40, help="finished battles per client")
     parser.add_argument("--seconds", type=float, default=15, help="voting stops after this long")
     parser.add_argument("--via", choices=("ws", "services", "both"), default="both")
-    common.stack_arguments(parser)
+    stack_arguments(parser)
     args = parser.parse_args()
     if args.role == "clients":
         clients_role(args.plan, args.out)
@@ -350,10 +358,10 @@ def main() -> None:
         env=["CELERY_QUEUE=bench-votes", *args.env], channel_layer=None, workers=1, concurrency=8,
         web_workers=args.web_workers, asgi=args.asgi, web_env=args.web_env,
     )
-    print(f"database {common.DATABASE_URL}, redis {common.REDIS_URL}; logs in {workdir / 'logs'}", flush=True)
-    common.database_reset()
-    common.redis_reset()
-    stack = common.Stack(stack_args, workdir / "logs")
+    print(f"database {DATABASE_URL}, redis {REDIS_URL}; logs in {workdir / 'logs'}", flush=True)
+    database_reset()
+    redis_reset()
+    stack = Stack(stack_args, workdir / "logs")
     stack.manage("migrate", "--no-input")
     django_setup(stack.env)
     vias = ["ws", "services"] if args.via == "both" else [args.via]

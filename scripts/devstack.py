@@ -71,7 +71,7 @@ def main() -> None:
     if use_dev_models:
         for name, dev_port, _ in DEV_MODELS:
             commands[f"model server {name} (:{dev_port})"] = [
-                PY, "-m", "inference.devserver", "--port", str(dev_port), "--model-id", name]
+                PY, "-m", "devserver", "--port", str(dev_port), "--model-id", name]
     commands["Celery worker"] = [PY, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "64",
                                  "--loglevel", "info", "--without-gossip", "--without-mingle"]
     commands["Celery beat"] = [PY, "-m", "celery", "-A", "config", "beat", "--loglevel", "warning",

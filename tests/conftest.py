@@ -3,12 +3,7 @@ ASGI server processes) for integration and browser tests."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,15 +12,8 @@ import redis
 from django.conf import settings
 
 from arena.clients import ClientIdentity
-from inference.devserver import DevServerConfig, serve_in_thread
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from devserver import DevServerConfig, serve_in_thread
+from tests.helpers import LiveStack, process_group_stop, web_start, worker_start
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -89,22 +77,6 @@ def devserver_urls():
         yield url_a, url_b
 
 
-@contextlib.contextmanager
-def slow_models_serving(tokens_per_second: float, max_new_tokens: int):
-    """Two models on dev servers of their own, paced so a reply streams for a while."""
-    from arena.models import ChatModel
-
-    configs = [
-        DevServerConfig(model_id=f"slow-{i}", time_to_first_token=0.05, tokens_per_second=tokens_per_second) for i in (1, 2)
-    ]
-    params = {"max_new_tokens": max_new_tokens}
-    with serve_in_thread(configs[0]) as url_1, serve_in_thread(configs[1]) as url_2:
-        yield [
-            ChatModel.objects.create(name="slow-1", endpoint_url=url_1, template="zephyr", parameters=params),
-            ChatModel.objects.create(name="slow-2", endpoint_url=url_2, template="chatml", parameters=params),
-        ]
-
-
 @pytest.fixture
 def chat_models(db, devserver_urls):
     from arena.models import ChatModel
@@ -127,65 +99,6 @@ def mallory() -> ClientIdentity:
     return ClientIdentity(client_id="mallory-session-hash", ip_hash="ip-hash-2")
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out waiting for {what}")
-
-
-def process_group_stop(proc: subprocess.Popen, timeout: float = 10) -> None:
-    """Stop a process started with start_new_session=True, and its children."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
-
-
-class LiveStack:
-    def __init__(self, base_url: str, worker: subprocess.Popen, web: subprocess.Popen, logs: Path):
-        self.base_url = base_url
-        self.ws_url = base_url.replace("http://", "ws://") + "/ws/arena/"
-        self.worker = worker
-        self.web = web
-        self.logs = logs
-
-
-def _subprocess_env() -> dict:
-    db = settings.DATABASES["default"]
-    env = dict(os.environ)
-    env.update(
-        DEBUG="true",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        REDIS_URL=settings.REDIS_URL,
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def worker_start(logs: Path, name: str = "worker", extra_env: dict | None = None) -> subprocess.Popen:
-    """A Celery worker process; `extra_env` overrides its settings (e.g. CELERY_QUEUE, REDIS_URL)."""
-    log_path = logs / f"{name}.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "32",
-         "--loglevel", "info", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h"],
-        cwd=ROOT, env=_subprocess_env() | (extra_env or {}), stdout=log_path.open("w"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    _wait_for(lambda: "ready." in log_path.read_text() or proc.poll() is not None, 60, "the Celery worker")
-    if proc.poll() is not None:
-        raise RuntimeError(f"worker exited: {log_path.read_text()[-3000:]}")
-    return proc
-
-
 @pytest.fixture(scope="session")
 def live_logs(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("live-logs")
@@ -197,30 +110,6 @@ def celery_worker_process(django_db_setup, live_logs):
     proc = worker_start(live_logs)
     yield proc
     process_group_stop(proc)
-
-
-def web_start(logs: Path, name: str = "web", extra_env: dict | None = None) -> tuple[subprocess.Popen, str]:
-    """A uvicorn ASGI server process and its base URL; `extra_env` overrides its settings
-    (e.g. ARENA_MAX_TURNS: the pages and the websocket are served with them)."""
-    port = free_port()
-    web_log = logs / f"{name}.log"
-    web = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=_subprocess_env() | (extra_env or {}), stdout=web_log.open("w"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-    def web_up() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            return web.poll() is not None
-
-    _wait_for(web_up, 60, "the ASGI server")
-    if web.poll() is not None:
-        raise RuntimeError(f"web exited: {web_log.read_text()[-3000:]}")
-    return web, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")

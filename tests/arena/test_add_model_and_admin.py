@@ -8,8 +8,8 @@ from django.core.management.base import CommandError
 
 from arena.live import model_failures_key
 from arena.models import ChatModel
-from inference.devserver import DevServerConfig, serve_in_thread
-from tests.conftest import free_port
+from devserver import DevServerConfig, serve_in_thread
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.django_db
 

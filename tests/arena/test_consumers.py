@@ -9,7 +9,7 @@ from django.contrib.sessions.backends.db import SessionStore
 
 from arena.models import Battle, ChatModel, Vote
 from config.asgi import application
-from tests.conftest import slow_models_serving
+from tests.helpers import slow_models_serving
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
@@ -217,7 +217,7 @@ async def test_another_session_cannot_join_or_vote(chat_models, celery_worker_pr
 @pytest.fixture
 def small_context_models(db):
     """Two models whose servers take at most 64 tokens, prompt and reply together."""
-    from inference.devserver import DevServerConfig, serve_in_thread
+    from devserver import DevServerConfig, serve_in_thread
 
     configs = [
         DevServerConfig(

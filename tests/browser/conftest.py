@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from inference.devserver import DevServerConfig, serve_in_thread
+from devserver import DevServerConfig, serve_in_thread
 
 
 @pytest.fixture(scope="module")

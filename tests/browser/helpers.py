@@ -1,7 +1,6 @@
 """What the browser tests do again and again: type and send a prompt, wait for replies to end,
 measure the page, watch the frames a page sends."""
 
-import time
 
 from playwright.sync_api import expect
 
@@ -29,10 +28,3 @@ def sent_frames(page, action: str) -> list:
     keep = lambda p: frames.append(p) if f'"action":"{action}"' in p else None  # noqa: E731
     page.on("websocket", lambda ws: ws.on("framesent", keep))
     return frames
-
-
-def wait_for(predicate, what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)

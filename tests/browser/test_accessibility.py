@@ -5,7 +5,8 @@ import pytest
 from playwright.sync_api import expect
 
 from arena.models import ChatModel, Reply, Vote
-from tests.browser.helpers import send, wait_for
+from tests.browser.helpers import send
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -77,7 +78,7 @@ def test_focus_stays_on_the_page_after_send_retry_and_regenerate(page, live_stac
     page.get_by_test_id(f"retry-{bad}").focus()
     page.keyboard.press("Enter")
     expect(page.get_by_test_id(f"reply-{bad}")).to_be_focused()  # the reply being written again
-    wait_for(lambda: Reply.objects.filter(attempt=1, side=bad, status="failed").exists(), "the retry to fail")
+    wait_until(lambda: Reply.objects.filter(attempt=1, side=bad, status="failed").exists(), 20, "the retry to fail")
     expect(failed).to_have_count(1, timeout=20_000)  # it fails again (the server always does)
     expect(page.get_by_test_id("regenerate")).to_be_enabled()
 
@@ -85,6 +86,8 @@ def test_focus_stays_on_the_page_after_send_retry_and_regenerate(page, live_stac
     page.keyboard.press("Space")
     expect(page.get_by_test_id("reply-a")).to_be_focused()
     assert page.evaluate("() => document.activeElement !== document.body")
-    wait_for(lambda: Reply.objects.filter(attempt=2, status__in=("done", "failed")).count() == 2, "the regenerate to end")
+    wait_until(
+        lambda: Reply.objects.filter(attempt=2, status__in=("done", "failed")).count() == 2, 20, "the regenerate to end"
+    )
     expect(failed).to_have_count(1, timeout=20_000)
     expect(page.get_by_test_id("regenerate")).to_be_enabled()

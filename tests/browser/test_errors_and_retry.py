@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from arena.models import ChatModel, Turn
-from inference.devserver import DevServerConfig, serve_in_thread
+from devserver import DevServerConfig, serve_in_thread
 from tests.browser.helpers import send, sent_frames, wait_both_ended
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]

@@ -7,7 +7,8 @@ import pytest
 from playwright.sync_api import expect
 
 from arena.models import Battle, Reply, Vote
-from tests.browser.helpers import send, sent_frames, wait_both_ended, wait_for
+from tests.browser.helpers import send, sent_frames, wait_both_ended
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -72,7 +73,7 @@ def test_a_second_tab_of_the_battle_follows_turns_and_regenerates_sent_in_the_fi
 
     # A regenerate in the first tab: the second asks for the new attempt once, and shows it.
     first.get_by_test_id("regenerate").click()
-    wait_for(lambda: Reply.objects.filter(attempt=1, status="done").count() == 2, "the new attempt")
+    wait_until(lambda: Reply.objects.filter(attempt=1, status="done").count() == 2, 20, "the new attempt")
     pump_until(second, lambda: len(joins) == 3, "the second tab's fresh snapshot")
     wait_turns_done(first, 2)
     wait_turns_done(second, 2)

@@ -5,7 +5,7 @@ from playwright.sync_api import expect
 
 from arena.models import Battle, ChatModel, Turn
 from tests.browser.helpers import send, wait_both_ended
-from tests.conftest import process_group_stop, web_start, worker_start
+from tests.helpers import process_group_stop, web_start, worker_start
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 

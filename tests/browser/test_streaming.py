@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from arena.models import ChatModel
 from tests.browser.helpers import send, wait_both_ended
-from tests.conftest import slow_models_serving
+from tests.helpers import slow_models_serving
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import http.client
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings
+
+from tests.helpers import free_port, port_open, process_group_stop, process_ready, process_start
 
 from .runtime import clean_env, database_url
 from .stack import ROOT, command_argv, compose_resolved, container_env, deployment_env
@@ -24,12 +24,6 @@ from .stack import ROOT, command_argv, compose_resolved, container_env, deployme
 pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def service_process_env(service: str, **env_overrides: str) -> tuple[list[str], dict[str, str], dict]:
@@ -45,33 +39,6 @@ def service_process_env(service: str, **env_overrides: str) -> tuple[list[str], 
         PYTHONUNBUFFERED="1",
     )
     return command_argv(resolved["command"]), process_env, resolved
-
-
-def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def wait_for(predicate, process: subprocess.Popen, log: Path, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if process.poll() is not None:
-            pytest.fail(f"{what} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-3000:]}")
 
 
 def get(port: int, path: str, headers: dict[str, str]) -> http.client.HTTPResponse:
@@ -92,17 +59,9 @@ def test_web_serves_production_settings_and_its_health_check_passes(db, tmp_path
         "--host=127.0.0.1" if a == "--host=0.0.0.0" else f"--port={port}" if a == "--port=8000" else a for a in argv[1:]
     ]
     log = tmp_path / "web.log"
-    process = start(argv, env, log)
+    process = process_start(argv, log, env)
     try:
-
-        def listening() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
-
-        wait_for(listening, process, log, "uvicorn")
+        process_ready(process, lambda: port_open(port), log, "uvicorn")
         health = web["healthcheck"]["test"]
         assert health[:2] == ["CMD", "python"]
         script = health[2].replace("/app/", f"{ROOT}/")
@@ -118,7 +77,7 @@ def test_web_serves_production_settings_and_its_health_check_passes(db, tmp_path
         secure = get(port, "/healthz", {"Host": host, "X-Forwarded-Proto": "https"})
         assert secure.status == 200 and "max-age=31536000" in secure.getheader("Strict-Transport-Security")
     finally:
-        stop(process)
+        process_group_stop(process, timeout=20)
     result = subprocess.run([sys.executable, script, str(port)], env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1 and "unhealthy" in result.stderr
 
@@ -130,9 +89,9 @@ def test_worker_starts_with_the_thread_pool_and_answers_its_health_check(tmp_pat
     assert argv[0] == "celery"
     hostname = socket.gethostname()
     log = tmp_path / "worker.log"
-    process = start([str(BIN / "celery"), *argv[1:]], env, log)
+    process = process_start([str(BIN / "celery"), *argv[1:]], log, env)
     try:
-        wait_for(lambda: "ready." in log.read_text(), process, log, "the Celery worker")
+        process_ready(process, lambda: "ready." in log.read_text(), log, "the Celery worker")
         text = log.read_text()
         assert "concurrency: 64 (thread)" in text, text[:3000]
         kind, command = worker["healthcheck"]["test"]
@@ -146,7 +105,7 @@ def test_worker_starts_with_the_thread_pool_and_answers_its_health_check(tmp_pat
         result = subprocess.run(["sh", "-c", wrong], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode != 0, "the health check must fail when this worker doesn't answer"
     finally:
-        stop(process)
+        process_group_stop(process, timeout=20)
     assert process.returncode == 0, log.read_text()[-3000:]
 
 
@@ -159,10 +118,10 @@ def test_beat_starts_and_writes_its_schedule(tmp_path):
     local_schedule = tmp_path / Path(schedule).name
     argv = [str(BIN / "celery"), *(str(local_schedule) if a == schedule else a for a in argv[1:])]
     log = tmp_path / "beat.log"
-    process = start(argv, env, log)
+    process = process_start(argv, log, env)
     try:
-        wait_for(lambda: "beat: Starting..." in log.read_text(), process, log, "celery beat")
-        wait_for(lambda: any(tmp_path.glob(local_schedule.name + "*")), process, log, "the schedule file")
+        process_ready(process, lambda: "beat: Starting..." in log.read_text(), log, "celery beat")
+        process_ready(process, lambda: any(tmp_path.glob(local_schedule.name + "*")), log, "the schedule file")
     finally:
-        stop(process)
+        process_group_stop(process, timeout=20)
         redis.Redis.from_url(settings.REDIS_URL).delete(queue)

@@ -4,11 +4,11 @@ import asyncio
 
 import pytest
 
+from devserver import DevServerConfig, serve_in_thread
 from inference.backends import Delta, Finished, GenerationRequest, StopSequenceFilter
 from inference.failures import GenerationFailure
 from inference.tgi import TgiBackend, server_probe
-from inference.devserver import DevServerConfig, serve_in_thread
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +149,8 @@ def test_stop_filter_releases_a_prefix_that_did_not_become_a_stop():
 
 def conversation_tokens(prompt: str) -> int:
     """The prompt's length as the dev server counts it (TGI would use the model's tokenizer)."""
+    from devserver.text import count_input_tokens
     from inference.chat_templates import prompt_render
-    from inference.devserver_text import count_input_tokens
 
     return count_input_tokens(prompt_render("zephyr", [{"role": "user", "content": prompt}]))
 

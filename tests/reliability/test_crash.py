@@ -14,13 +14,12 @@ from django.conf import settings
 
 from arena import queue, services, tasks
 from arena.models import ChatModel, Reply, Vote
-from tests.conftest import slow_models_serving, worker_start
-from tests.reliability.conftest import (
+from tests.helpers import process_group_stop, slow_models_serving, worker_start
+from tests.reliability.helpers import (
     REPLY_GENERATE,
     finished_sides,
     frames_until,
     new_session_key,
-    process_group_stop,
     state_of,
     tasks_route_to,
     ws_connect,

@@ -22,10 +22,10 @@ from channels.db import database_sync_to_async
 from arena.live import live_redis
 from arena.models import Battle, ChatModel, Reply, Vote
 from arena.live import model_failures_key
-from inference.devserver import DevServerConfig, serve_in_thread
+from devserver import DevServerConfig, serve_in_thread
 from arena.tasks import models_probe
-from tests.conftest import free_port
-from tests.reliability.conftest import (
+from tests.helpers import free_port
+from tests.reliability.helpers import (
     dedicated_worker,
     devserver_requests,
     fault_set,

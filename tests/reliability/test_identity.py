@@ -13,8 +13,8 @@ from django.test import override_settings
 from arena import services
 from arena.models import Reply, Turn, Vote
 from arena.text import text_names_identity
-from tests.conftest import ROOT
-from tests.reliability.conftest import (
+from tests.helpers import ROOT
+from tests.reliability.helpers import (
     battle_finished,
     both_finished,
     frames_until,

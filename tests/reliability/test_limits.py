@@ -15,7 +15,7 @@ from django.test import override_settings
 from arena import services
 from arena.clients import client_identity, client_ip
 from arena.models import Battle, Vote
-from tests.reliability.conftest import (
+from tests.reliability.helpers import (
     battle_finished,
     frames_until,
     identity_of,

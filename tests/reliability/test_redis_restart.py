@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,21 +20,17 @@ import websockets
 from channels.db import database_sync_to_async
 
 from arena.models import Battle, Reply, Turn, Vote
-from tests.conftest import (
+from tests.helpers import (
     ROOT,
-    _subprocess_env,
-    _wait_for,
     free_port,
+    process_group_stop,
     slow_models_serving,
+    stack_env,
+    wait_until,
+    web_start,
     worker_start,
 )
-from tests.reliability.conftest import (
-    new_session_key,
-    process_group_stop,
-    ws_connect,
-    ws_receive,
-    ws_send,
-)
+from tests.reliability.helpers import new_session_key, ws_connect, ws_receive, ws_send
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -59,7 +54,7 @@ class PrivateRedis:
              "--daemonize", "no"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        _wait_for(self.ping, 10, "the private redis-server")
+        wait_until(self.ping, 10, "the private redis-server")
 
     def ping(self) -> bool:
         try:
@@ -72,26 +67,6 @@ class PrivateRedis:
         self.proc.wait(timeout=5)
 
 
-def uvicorn_start(logs, env: dict) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    log = (logs / "private-web.log").open("w")
-    web = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=_subprocess_env() | env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-
-    def up() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            return web.poll() is not None
-
-    _wait_for(up, 60, "the private ASGI server")
-    assert web.poll() is None, (logs / "private-web.log").read_text()[-3000:]
-    return web, port
-
-
 @pytest.fixture
 def private_stack(tmp_path, transactional_db):
     if shutil.which("redis-server") is None:
@@ -100,7 +75,8 @@ def private_stack(tmp_path, transactional_db):
     server.start()
     env = {"REDIS_URL": server.url, "ARENA_REPLY_HEARTBEAT_SECONDS": str(HEARTBEAT)}
     worker = worker_start(tmp_path, name="private-worker", extra_env=env)
-    web, port = uvicorn_start(tmp_path, env)
+    web, base_url = web_start(tmp_path, name="private-web", extra_env=env)
+    port = int(base_url.rsplit(":", 1)[1])
     stack = type("Stack", (), {"redis": server, "worker": worker, "web": web, "port": port, "env": env, "logs": tmp_path})
     try:
         yield stack
@@ -179,7 +155,7 @@ def sweep_in(stack) -> str:
     """The periodic sweep, as the private stack's beat would run it (its own Redis)."""
     code = "import django; django.setup(); from arena.tasks import replies_sweep; print(replies_sweep())"
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=_subprocess_env() | stack.env | {"DJANGO_SETTINGS_MODULE": "config.settings"},
+        [sys.executable, "-c", code], cwd=ROOT, env=stack_env() | stack.env | {"DJANGO_SETTINGS_MODULE": "config.settings"},
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout.strip()
 

@@ -15,7 +15,7 @@ from django.test import Client
 from arena import services
 from arena.errors import NotAllowed
 from arena.models import Battle, Reply, Vote
-from tests.reliability.conftest import (
+from tests.reliability.helpers import (
     battle_finished,
     both_finished,
     frames_until,
