@@ -10,7 +10,8 @@ Browser → server, one JSON object per frame:
 Server → browser: {"type": "state", "state": {...}}, {"type": "started" | "delta" | "done" |
 "failed", ...}, {"type": "revealed", ...}, {"type": "error", "code": ..., "message": ...}.
 A `failed` event and a failed side of a `state` carry `retryable` (false: a retry would fail the
-same way, e.g. the conversation is too long for the model) and `failure_kind`.
+same way, e.g. the conversation is too long for the model) and `failure_kind`. A `state`, `done`,
+`failed` and `revealed` carry `controls` (arena.rules): what the battle accepts now.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ ASGI server processes) for integration and browser tests."""
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def _flush_retried_after_a_deadlock():
         for attempt in range(4):
             try:
                 return original(self)
-            except Exception as exc:  # noqa: BLE001 - only a deadlock is retried
+            except Exception as exc:
                 if attempt == 3 or not _deadlocked(exc):
                     raise
                 time.sleep(0.2 * (attempt + 1))
@@ -119,3 +120,40 @@ def live_stack(celery_worker_process, live_logs):
     stack = LiveStack(base_url, celery_worker_process, web, live_logs)
     yield stack
     process_group_stop(web)
+
+
+# --- the browser --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's chromium driven by Playwright; a browser is never downloaded at test time.
+
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread, which
+    must be gone before the asyncio tests of other modules run.
+    """
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("Debian's chromium is not installed (make test installs it: apt-get install chromium)")
+    # Playwright's sync API runs an event loop in this thread; Django's ORM is still safe to call
+    # here. Only while a browser module runs: other tests' subprocesses must not inherit it.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as p:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        browser = p.chromium.launch(
+            executable_path=executable,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context()
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    yield page
+    context.close()

@@ -5,47 +5,13 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.contrib.sessions.backends.db import SessionStore
 
 from arena.models import Battle, ChatModel, Vote
 from config.asgi import application
 from tests.helpers import slow_models_serving
+from tests.websockets import ORIGIN, both_finished, frames_until, new_session_key, ws_connect
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
-
-ORIGIN = (b"origin", b"http://localhost")
-
-
-@sync_to_async
-def new_session_key() -> str:
-    store = SessionStore()
-    store["arena"] = True
-    store.save()
-    return store.session_key
-
-
-async def connect(session_key: str | None = None, origin=ORIGIN) -> WebsocketCommunicator:
-    headers = [origin] if origin else []
-    if session_key:
-        headers.append((b"cookie", f"sessionid={session_key}".encode()))
-    communicator = WebsocketCommunicator(application, "/ws/arena/", headers=headers)
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
-
-
-async def frames_until(comm, predicate, timeout=15.0) -> list[dict]:
-    frames = []
-    while True:
-        frame = json.loads(await comm.receive_from(timeout=timeout))
-        frames.append(frame)
-        if predicate(frame, frames):
-            return frames
-
-
-def both_finished(_frame, frames):
-    return {f["side"] for f in frames if f["type"] in ("done", "failed")} >= {"a", "b"}
-
 
 async def test_a_socket_without_a_session_is_closed():
     communicator = WebsocketCommunicator(application, "/ws/arena/", headers=[ORIGIN])
@@ -71,7 +37,7 @@ async def test_a_foreign_origin_is_refused():
      '{"action": "join", "battle": "not-a-uuid"}', '{"action": "regenerate"}', "x" * 200_000, '[[[[[[[[[[[['],
 )
 async def test_malformed_frames_get_an_error_frame_and_the_socket_survives(frame):
-    comm = await connect(await new_session_key())
+    comm = await ws_connect(await new_session_key())
     await comm.send_to(text_data=frame)
     reply = json.loads(await comm.receive_from(timeout=5))
     assert reply["type"] == "error" and reply["message"]
@@ -81,14 +47,14 @@ async def test_malformed_frames_get_an_error_frame_and_the_socket_survives(frame
 
 
 async def test_binary_frames_get_an_error_frame():
-    comm = await connect(await new_session_key())
+    comm = await ws_connect(await new_session_key())
     await comm.send_to(bytes_data=b"\x00\x01")
     assert json.loads(await comm.receive_from(timeout=5))["type"] == "error"
     await comm.disconnect()
 
 
 async def test_an_oversize_prompt_is_refused_with_a_clear_message(chat_models):
-    comm = await connect(await new_session_key())
+    comm = await ws_connect(await new_session_key())
     await comm.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "x" * 30_001}))
     reply = json.loads(await comm.receive_from(timeout=5))
     assert reply["type"] == "error" and "too long" in reply["message"]
@@ -97,7 +63,7 @@ async def test_an_oversize_prompt_is_refused_with_a_clear_message(chat_models):
 
 
 async def test_a_full_battle_streams_votes_and_reveals(chat_models, celery_worker_process):
-    comm = await connect(await new_session_key())
+    comm = await ws_connect(await new_session_key())
     await comm.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "Tell me about rivers"}))
     frames = await frames_until(comm, both_finished)
     state = frames[0]
@@ -132,11 +98,11 @@ async def test_a_vote_on_replies_another_tab_has_replaced_is_refused_with_the_fr
     chat_models, celery_worker_process
 ):
     key = await new_session_key()
-    first = await connect(key)
+    first = await ws_connect(key)
     await first.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "Tell me about rivers"}))
     battle_id = (await frames_until(first, both_finished))[0]["state"]["battle"]
     # The same person's second tab (same session) follows the battle too, showing turn 0.
-    second = await connect(key)
+    second = await ws_connect(key)
     await second.send_to(text_data=json.dumps({"action": "join", "battle": battle_id}))
     assert json.loads(await second.receive_from(timeout=5))["type"] == "state"
     await first.send_to(text_data=json.dumps({"action": "prompt", "battle": battle_id, "text": "And lakes?"}))
@@ -172,14 +138,14 @@ def slow_models(db):
 
 async def test_a_reconnecting_browser_gets_the_text_so_far_without_gap_or_duplicate(slow_models, celery_worker_process):
     key = await new_session_key()
-    comm = await connect(key)
+    comm = await ws_connect(key)
     # A long reply, so the reconnect lands mid-stream.
     await comm.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "Write a long essay on tea"}))
     frames = await frames_until(comm, lambda f, fs: sum(x["type"] == "delta" for x in fs) >= 4)
     battle_id = frames[0]["state"]["battle"]
     await comm.disconnect()
 
-    comm = await connect(key)  # same session: the same person after a network blip
+    comm = await ws_connect(key)  # same session: the same person after a network blip
     await comm.send_to(text_data=json.dumps({"action": "join", "battle": battle_id}))
     frames = await frames_until(comm, both_finished)
     snapshot = frames[0]["state"]["turns"][0]["sides"]
@@ -199,11 +165,11 @@ async def test_a_reconnecting_browser_gets_the_text_so_far_without_gap_or_duplic
 
 
 async def test_another_session_cannot_join_or_vote(chat_models, celery_worker_process):
-    owner = await connect(await new_session_key())
+    owner = await ws_connect(await new_session_key())
     await owner.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "Hi"}))
     frames = await frames_until(owner, both_finished)
     battle_id = frames[0]["state"]["battle"]
-    intruder = await connect(await new_session_key())
+    intruder = await ws_connect(await new_session_key())
     await intruder.send_to(text_data=json.dumps({"action": "join", "battle": battle_id}))
     assert json.loads(await intruder.receive_from(timeout=5))["code"] == "not_found"
     await intruder.send_to(text_data=json.dumps({"action": "vote", "battle": battle_id, "outcome": "a"}))
@@ -239,7 +205,7 @@ async def test_a_prompt_over_the_models_token_limit_fails_once_with_a_clear_reas
 
     from arena.live import live_redis, model_failures_key
 
-    comm = await connect(await new_session_key())
+    comm = await ws_connect(await new_session_key())
     await comm.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "tea " * 100}))
     frames = await frames_until(comm, both_finished)
     failed = {f["side"]: f["reason"] for f in frames if f["type"] == "failed"}

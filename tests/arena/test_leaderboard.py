@@ -16,7 +16,8 @@ from django.test import override_settings
 from arena import queue, ratings, services
 from arena.leaderboard import leaderboard_snapshot
 from arena.models import Battle, ChatModel, PairCount, Vote
-from tests.arena.finished import vote, vote_uncounted
+from tests.finished import vote, vote_uncounted
+from tests.websockets import both_finished, frames_until, new_session_key, ws_connect
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -296,14 +297,13 @@ async def test_a_vote_reaches_an_open_leaderboard_socket_within_a_second(chat_mo
     from channels.testing import WebsocketCommunicator
 
     from config.asgi import application
-    from tests.arena.test_consumers import both_finished, connect, frames_until, new_session_key
 
     board = WebsocketCommunicator(application, "/ws/leaderboard/", headers=[(b"origin", b"http://localhost")])
     assert (await board.connect())[0]
     first = json.loads(await board.receive_from(timeout=5))
     assert first["type"] == "leaderboard" and first["leaderboard"]["total_votes"] == 0
 
-    player = await connect(await new_session_key())
+    player = await ws_connect(await new_session_key())
     await player.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "Hi"}))
     frames = await frames_until(player, both_finished)
     battle_id = frames[0]["state"]["battle"]

@@ -105,10 +105,9 @@ async def test_a_stall_fails_after_the_stall_timeout(zephyr_url):
 
 async def test_the_total_timeout_bounds_a_slow_generation():
     slow = DevServerConfig(model_id="slow", time_to_first_token=0, tokens_per_second=5)
-    with serve_in_thread(slow) as url:
-        with pytest.raises(GenerationFailure) as failure:
-            async for _ in TgiBackend().stream(request_for(url, timeout_seconds=1, stall_seconds=5)):
-                pass
+    with serve_in_thread(slow) as url, pytest.raises(GenerationFailure) as failure:
+        async for _ in TgiBackend().stream(request_for(url, timeout_seconds=1, stall_seconds=5)):
+            pass
     assert failure.value.kind == "timeout"
 
 
@@ -170,10 +169,9 @@ def conversation_tokens(prompt: str) -> int:
 async def test_a_conversation_over_the_model_s_token_limits_fails_with_a_clear_final_message(limits, parameters, expected):
     prompt = " ".join(["word"] * 60)
     config = DevServerConfig(model_id="small", time_to_first_token=0, tokens_per_second=0, **limits)
-    with serve_in_thread(config) as url:
-        with pytest.raises(GenerationFailure) as failure:
-            async for event in TgiBackend().stream(request_for(url, prompt=prompt, parameters=parameters)):
-                pytest.fail(f"nothing may stream: {event}")
+    with serve_in_thread(config) as url, pytest.raises(GenerationFailure) as failure:
+        async for event in TgiBackend().stream(request_for(url, prompt=prompt, parameters=parameters)):
+            pytest.fail(f"nothing may stream: {event}")
     assert failure.value.message == expected.format(n=conversation_tokens(prompt))
     assert "Input validation error" not in failure.value.message and "`" not in failure.value.message
     # Permanent: not retried, and no sign of the server's health.

@@ -15,17 +15,8 @@ from django.conf import settings
 from arena import queue, services, tasks
 from arena.models import ChatModel, Reply, Vote
 from tests.helpers import process_group_stop, slow_models_serving, worker_start
-from tests.reliability.helpers import (
-    REPLY_GENERATE,
-    finished_sides,
-    frames_until,
-    new_session_key,
-    state_of,
-    tasks_route_to,
-    ws_connect,
-    ws_receive,
-    ws_send,
-)
+from tests.reliability.helpers import REPLY_GENERATE, tasks_route_to
+from tests.websockets import finished_sides, frames_until, new_session_key, state_of, ws_connect, ws_receive, ws_send
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -19,23 +19,13 @@ import pytest
 import requests
 from channels.db import database_sync_to_async
 
-from arena.live import live_redis
+from arena.live import live_redis, model_failures_key
 from arena.models import Battle, ChatModel, Reply, Vote
-from arena.live import model_failures_key
-from devserver import DevServerConfig, serve_in_thread
 from arena.tasks import models_probe
+from devserver import DevServerConfig, serve_in_thread
 from tests.helpers import free_port
-from tests.reliability.helpers import (
-    dedicated_worker,
-    devserver_requests,
-    fault_set,
-    new_session_key,
-    state_of,
-    tasks_route_to,
-    ws_connect,
-    ws_receive,
-    ws_send,
-)
+from tests.reliability.helpers import dedicated_worker, devserver_requests, fault_set, tasks_route_to
+from tests.websockets import new_session_key, state_of, ws_connect, ws_receive, ws_send
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arena.consumers import ACTIONS
-from tests.reliability.helpers import new_session_key, ws_connect, ws_receive
+from tests.websockets import new_session_key, ws_connect, ws_receive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

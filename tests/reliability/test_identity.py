@@ -13,17 +13,9 @@ from django.test import override_settings
 from arena import services
 from arena.models import Reply, Turn, Vote
 from arena.text import text_names_identity
+from tests.finished import battle_finished
 from tests.helpers import ROOT
-from tests.reliability.helpers import (
-    battle_finished,
-    both_finished,
-    frames_until,
-    new_session_key,
-    state_of,
-    ws_connect,
-    ws_receive,
-    ws_send,
-)
+from tests.websockets import both_finished, frames_until, new_session_key, state_of, ws_connect, ws_receive, ws_send
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -15,17 +15,8 @@ from django.test import override_settings
 from arena import services
 from arena.clients import client_identity, client_ip
 from arena.models import Battle, Vote
-from tests.reliability.helpers import (
-    battle_finished,
-    frames_until,
-    identity_of,
-    new_session_key,
-    turn_finish,
-    ws_connect,
-    ws_join,
-    ws_receive,
-    ws_send,
-)
+from tests.finished import battle_finished, turn_finish
+from tests.websockets import frames_until, identity_of, new_session_key, ws_connect, ws_join, ws_receive, ws_send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -30,7 +30,7 @@ from tests.helpers import (
     web_start,
     worker_start,
 )
-from tests.reliability.helpers import new_session_key, ws_connect, ws_receive, ws_send
+from tests.websockets import new_session_key, ws_connect, ws_receive, ws_send
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

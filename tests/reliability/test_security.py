@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from tests.reliability.helpers import new_session_key
+from tests.websockets import new_session_key
 
 pytestmark = pytest.mark.django_db
 

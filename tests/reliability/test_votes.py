@@ -15,14 +15,13 @@ from django.test import Client
 from arena import services
 from arena.errors import NotAllowed
 from arena.models import Battle, Reply, Vote
-from tests.reliability.helpers import (
-    battle_finished,
+from tests.finished import battle_finished, turn_finish
+from tests.websockets import (
     both_finished,
     frames_until,
     identity_of,
     new_session_key,
     state_of,
-    turn_finish,
     ws_connect,
     ws_join,
     ws_receive,

@@ -6,7 +6,7 @@ from django.test import override_settings
 from arena import services
 from arena.errors import ArenaError, NoModelsAvailable, NotAllowed, NotFound
 from arena.models import Battle, ChatModel, Reply, Vote
-from tests.arena.finished import finish_turn
+from tests.finished import turn_finish
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def test_a_second_turn_waits_for_the_first_and_sees_the_conversation(chat_models
     turn = services.battle_start(client=alice, text="First question")
     with pytest.raises(NotAllowed):
         services.turn_submit(battle_id=turn.battle_id, client=alice, text="Too soon")
-    finish_turn(turn, text_a="A says one", text_b="B says one")
+    turn_finish(turn, text_a="A says one", text_b="B says one")
     second = services.turn_submit(battle_id=turn.battle_id, client=alice, text="Second question")
     assert second.index == 1
     reply_a = second.replies.get(side="a")
@@ -63,11 +63,11 @@ def test_a_later_turn_sees_each_sides_current_answers_in_order(chat_models, alic
     from django.core.cache import cache
 
     first = services.battle_start(client=alice, text="Q1")
-    finish_turn(first, text_a="A1 old", text_b="B1 old")
+    turn_finish(first, text_a="A1 old", text_b="B1 old")
     first = services.turn_regenerate(battle_id=first.battle_id, client=alice)  # a second attempt
-    finish_turn(first, text_a="A1", text_b="B1")
+    turn_finish(first, text_a="A1", text_b="B1")
     second = services.turn_submit(battle_id=first.battle_id, client=alice, text="Q2")
-    finish_turn(second, text_a="A2", text_b="B2")
+    turn_finish(second, text_a="A2", text_b="B2")
     cache.clear()  # the turn rate limit
     third = services.turn_submit(battle_id=first.battle_id, client=alice, text="Q3")
     job_b = services.reply_claim(reply_id=third.replies.get(side="b").id)
@@ -75,7 +75,7 @@ def test_a_later_turn_sees_each_sides_current_answers_in_order(chat_models, alic
 
 def test_only_the_owner_can_use_a_battle(chat_models, alice, mallory):
     turn = services.battle_start(client=alice, text="Mine")
-    finish_turn(turn)
+    turn_finish(turn)
     for call in (
         lambda: services.turn_submit(battle_id=turn.battle_id, client=mallory, text="hi"),
         lambda: services.turn_regenerate(battle_id=turn.battle_id, client=mallory),
@@ -87,7 +87,7 @@ def test_only_the_owner_can_use_a_battle(chat_models, alice, mallory):
 
 def test_no_turn_or_regenerate_after_the_vote(chat_models, alice):
     turn = services.battle_start(client=alice, text="Q")
-    finish_turn(turn)
+    turn_finish(turn)
     services.vote_cast(battle_id=turn.battle_id, client=alice, outcome="tie")
     with pytest.raises(NotAllowed):
         services.turn_submit(battle_id=turn.battle_id, client=alice, text="more")
@@ -96,7 +96,7 @@ def test_no_turn_or_regenerate_after_the_vote(chat_models, alice):
 
 def test_regenerate_reruns_both_sides_as_a_new_attempt(chat_models, alice):
     turn = services.battle_start(client=alice, text="Q")
-    finish_turn(turn)
+    turn_finish(turn)
     turn = services.turn_regenerate(battle_id=turn.battle_id, client=alice)
     assert turn.attempt == 1
     current = turn.replies.filter(attempt=1)
@@ -117,6 +117,16 @@ def test_retrying_one_failed_side_keeps_the_other_answer(chat_models, alice):
 @override_settings(ARENA_MAX_TURNS=1)
 def test_turns_per_battle_are_limited(chat_models, alice):
     turn = services.battle_start(client=alice, text="1")
-    finish_turn(turn)
+    turn_finish(turn)
     with pytest.raises(NotAllowed, match="at most 1 turns"):
         services.turn_submit(battle_id=turn.battle_id, client=alice, text="2")
+
+
+def test_model_changes_apply_to_the_next_battle_without_restart(chat_models, alice):
+    from arena import services
+
+    ChatModel.objects.filter(name="zephyr-7b-beta").update(enabled=False)
+    with pytest.raises(Exception, match="Not enough models"):
+        services.battle_start(client=alice, text="hi")
+    ChatModel.objects.filter(name="zephyr-7b-beta").update(enabled=True)
+    assert services.battle_start(client=alice, text="hi").battle_id

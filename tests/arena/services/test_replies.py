@@ -7,7 +7,7 @@ from arena import services
 from arena.live import live_redis
 from arena.models import Reply
 from arena.services import replies
-from tests.arena.finished import finish_turn
+from tests.finished import turn_finish
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +93,7 @@ def test_the_second_side_to_finish_says_the_battle_may_go_on(
     monkeypatch.setattr(replies, "group_publish", lambda group, event: published.append(event))
     turn = services.battle_start(client=alice, text="Q")
     with django_capture_on_commit_callbacks(execute=True):
-        finish_turn(turn)
+        turn_finish(turn)
     first, second = (event["controls"] for event in published)
     assert not first["may_vote"] and not first["may_send"]
     assert first["hint"].startswith("Both models are still answering")

@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from arena import services
 from arena.errors import ArenaError, NotAllowed
 from arena.models import Reply, Vote
-from tests.arena.finished import finish_turn
+from tests.finished import turn_finish
 
 pytestmark = pytest.mark.django_db
 
@@ -28,13 +28,13 @@ def test_a_vote_needs_both_replies_done(chat_models, alice):
 @pytest.mark.parametrize("outcome", ["a", "b", "tie", "bothbad"])
 def test_each_outcome_is_recorded_distinctly(chat_models, alice, outcome):
     turn = services.battle_start(client=alice, text="Q")
-    finish_turn(turn)
+    turn_finish(turn)
     vote = services.vote_cast(battle_id=turn.battle_id, client=alice, outcome=outcome)
     assert Vote.objects.get(id=vote.id).outcome == outcome
 
 def test_exactly_one_vote_per_battle(chat_models, alice):
     turn = services.battle_start(client=alice, text="Q")
-    finish_turn(turn)
+    turn_finish(turn)
     services.vote_cast(battle_id=turn.battle_id, client=alice, outcome="a")
     with pytest.raises(NotAllowed):
         services.vote_cast(battle_id=turn.battle_id, client=alice, outcome="b")
@@ -45,15 +45,15 @@ def test_exactly_one_vote_per_battle(chat_models, alice):
 
 def test_an_unknown_outcome_is_refused(chat_models, alice):
     turn = services.battle_start(client=alice, text="Q")
-    finish_turn(turn)
+    turn_finish(turn)
     with pytest.raises(ArenaError, match="Unknown vote"):
         services.vote_cast(battle_id=turn.battle_id, client=alice, outcome="c")
 
 def test_identity_mentions_in_replies_flag_the_vote(chat_models, alice):
     turn = services.battle_start(client=alice, text="Are you ChatGPT?")  # the prompt doesn't count
-    finish_turn(turn, text_a="Sure, here you go.", text_b="Fine.")
+    turn_finish(turn, text_a="Sure, here you go.", text_b="Fine.")
     vote = services.vote_cast(battle_id=turn.battle_id, client=alice, outcome="a")
     assert vote.identity_flagged is False
     turn2 = services.battle_start(client=alice, text="Who made you?")
-    finish_turn(turn2, text_a="I was trained by OpenAI.", text_b="No idea.")
+    turn_finish(turn2, text_a="I was trained by OpenAI.", text_b="No idea.")
     assert services.vote_cast(battle_id=turn2.battle_id, client=alice, outcome="a").identity_flagged is True
