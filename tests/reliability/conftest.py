@@ -3,7 +3,6 @@
 import pytest
 
 from arena import queue
-
 from tests.browser.conftest import chromium, page  # noqa: F401 - the same module-scoped browser fixtures
 from tests.reliability.helpers import NoTask
 

@@ -14,8 +14,8 @@ from django.test import Client, override_settings
 
 from arena import services
 from arena.models import Battle, ChatModel
-from devserver import DevServerConfig, serve_in_thread
 from arena.tasks import models_probe
+from devserver import DevServerConfig, serve_in_thread
 from tests.helpers import free_port
 from tests.reliability.helpers import fault_set, new_session_key, ws_connect, ws_receive, ws_send
 
