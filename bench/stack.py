@@ -4,6 +4,7 @@ database and Redis database of their own, reset first, and the CPU time those pr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import secrets
@@ -168,14 +169,16 @@ class Stack:
                 "--without-mingle", "--without-heartbeat", "-n", f"bench{i}@%h",
             ])
             log = self.logs / f"{name}.log"
-            wait_for(lambda: "ready." in log.read_text() or proc.poll() is not None, 90, "a Celery worker")
+            wait_for(lambda log=log, proc=proc: "ready." in log.read_text() or proc.poll() is not None, 90,
+                     "a Celery worker")
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited:\n{log.read_text()[-3000:]}")
             self.workers.append(proc)
+        web_workers = ["--workers", str(self.args.web_workers)] if self.args.web_workers > 1 else []
         self.web = self._spawn("web", [
             PY, "-m", "uvicorn", self.args.asgi, "--host", "127.0.0.1", "--port", str(self.port),
             "--loop", "uvloop", "--http", "httptools", "--ws-max-size", "262144",
-            "--timeout-graceful-shutdown", "5", *(["--workers", str(self.args.web_workers)] if self.args.web_workers > 1 else []),
+            "--timeout-graceful-shutdown", "5", *web_workers,
         ], env=self.env | dict(kv.split("=", 1) for kv in getattr(self.args, "web_env", [])))
 
         def web_up() -> bool:
@@ -198,10 +201,8 @@ class Stack:
     def stop(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         for proc in self.procs:
             try:
                 proc.wait(timeout=15)

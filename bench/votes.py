@@ -99,7 +99,7 @@ def battles_create(clients: int, per_client: int) -> list[dict]:
             Reply(turn=t, side=side, attempt=0, model=b.model_a if side == "a" else b.model_b,
                   status=Reply.Status.DONE, text=f"Answer {side.upper()}", token_count=2,
                   started_at=now, finished_at=now)
-            for t, b in zip(turns, battles) for side in ("a", "b")
+            for t, b in zip(turns, battles, strict=True) for side in ("a", "b")
         ])
         owners.append({"session": store.session_key, "battles": [str(b.id) for b in battles]})
     return owners
@@ -121,7 +121,7 @@ async def leaderboard_watch(ws_base: str, origin: str, frames: list, stop: async
         while not stop.is_set():
             try:
                 raw = await asyncio.wait_for(ws.recv(), 0.2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             at = time.monotonic()
             frame = json.loads(raw)
@@ -129,11 +129,14 @@ async def leaderboard_watch(ws_base: str, origin: str, frames: list, stop: async
                 frames.append((at, frame["leaderboard"].get("total_votes", 0)))
 
 
-async def ws_voter(ws_base: str, origin: str, owner: dict, out: dict, rng: random.Random, opening: asyncio.Semaphore) -> None:
+async def ws_voter(
+    ws_base: str, origin: str, owner: dict, out: dict, rng: random.Random, opening: asyncio.Semaphore
+) -> None:
     from websockets.asyncio.client import connect
 
     async with opening:  # connection set-up is not measured; a few at a time
-        ws = await connect(ws_base + "/ws/arena/", origin=origin, additional_headers={"Cookie": f"sessionid={owner['session']}"},
+        ws = await connect(ws_base + "/ws/arena/", origin=origin,
+                           additional_headers={"Cookie": f"sessionid={owner['session']}"},
                            max_size=2**22, ping_interval=None, open_timeout=30)
     async with ws:
         out["ready"] += 1
@@ -188,9 +191,10 @@ async def settle(frames: list, total: int) -> None:
 
 async def clients_services(plan: dict) -> dict:
     """Votes through `services.vote_cast` from one thread per session (no websocket)."""
+    from django.db import close_old_connections
+
     from arena import services
     from arena.clients import client_identity
-    from django.db import close_old_connections
 
     ws_base = plan["base_url"].replace("http://", "ws://")
     frames: list = []
@@ -277,8 +281,9 @@ def run(args, stack: Stack, owners: list[dict], workdir: Path, already: int) -> 
     profilers = []
     for name, target in ([("web", stack.web), ("worker", stack.workers[0])] if args.profile else []):
         profilers.append(subprocess.Popen(
-            [str(Path(PY).parent / "py-spy"), "record", "--pid", str(target.pid), "--duration", str(int(args.seconds + 3)),
-             "--rate", "200", "--format", "raw", "--nonblocking", "--gil", "--output", str(Path(args.profile) / f"{name}-{args.via}.txt")],
+            [str(Path(PY).parent / "py-spy"), "record", "--pid", str(target.pid),
+             "--duration", str(int(args.seconds + 3)), "--rate", "200", "--format", "raw", "--nonblocking", "--gil",
+             "--output", str(Path(args.profile) / f"{name}-{args.via}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ))
     proc = subprocess.run([PY, __file__, "--role", "clients", "--plan", str(plan_path), "--out", str(out_path)],
@@ -309,7 +314,8 @@ def print_row(r: dict) -> None:
         f"{r['via']}, {r['clients']} clients: {r['votes']} votes recorded ({r['counted']} counted, {r['confirmed']} "
         f"confirmed) in {r['window']:.2f} s = {r['votes_per_s']:.0f} votes/s; leaderboard staleness p50 "
         f"{r['stale_p50']:.2f} / p99 {r['stale_p99']:.2f} / max {r['stale_max']:.2f} s, last vote shown after "
-        f"{r['stale_final']:.2f} s ({r['frames']} leaderboard frames); web+worker CPU {r['cpu_per_vote_ms']:.1f} ms/vote "
+        f"{r['stale_final']:.2f} s ({r['frames']} leaderboard frames); "
+        f"web+worker CPU {r['cpu_per_vote_ms']:.1f} ms/vote "
         f"(web {r['cpu_web_per_vote_ms']:.1f})",
         flush=True,
     )
@@ -319,7 +325,8 @@ def print_row(r: dict) -> None:
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        f"Votes on finished battles (targets: ≥ {TARGET_VOTES_PER_SECOND} votes/s, leaderboard ≤ {TARGET_STALE_SECONDS:g} s "
+        f"Votes on finished battles (targets: ≥ {TARGET_VOTES_PER_SECOND} votes/s, "
+        f"leaderboard ≤ {TARGET_STALE_SECONDS:g} s "
         "stale); one uvicorn process, one Celery worker.\n",
         "| votes through | clients | votes recorded | votes/s | leaderboard staleness p50 / p99 / max s "
         "| last vote shown after s | CPU ms/vote: web + worker (web) |",
@@ -331,7 +338,8 @@ def markdown(rows: list[dict]) -> str:
         lines.append(
             f"| {'websocket `vote`' if r['via'] == 'ws' else '`services.vote_cast` (threads)'} | {r['clients']} | "
             f"{r['votes']} | {r['votes_per_s']:.0f} {ok_rate} | {r['stale_p50']:.2f} / {r['stale_p99']:.2f} / "
-            f"{r['stale_max']:.2f} {ok_stale} | {r['stale_final']:.2f} | {r['cpu_per_vote_ms']:.1f} ({r['cpu_web_per_vote_ms']:.1f}) |"
+            f"{r['stale_max']:.2f} {ok_stale} | {r['stale_final']:.2f} | "
+            f"{r['cpu_per_vote_ms']:.1f} ({r['cpu_web_per_vote_ms']:.1f}) |"
         )
     return "\n".join(lines)
 

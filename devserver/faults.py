@@ -82,7 +82,7 @@ def without_markers(inputs: str) -> str:
     def replace(match: re.Match) -> str:
         # "a [[devserver:cut]] b" -> "a b"; at either end of a word run, the spaces go too.
         both_sides = match.group()[0] in " \t" and match.group()[-1] in " \t"
-        inside = 0 < match.start() and match.end() < len(inputs)
+        inside = match.start() > 0 and match.end() < len(inputs)
         return " " if both_sides and inside else ""
     return _MARKER_AND_SPACES.sub(replace, inputs)
 

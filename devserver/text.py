@@ -57,14 +57,18 @@ _USER_TURN_PATTERNS = (
 _SYSTEM_BLOCK = re.compile(r"<<SYS>>.*?<</SYS>>", re.S)
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _STOPWORDS = frozenset(
-    """about above after again also always another anything because been before being below
-    between both came come could didn does doing done down during each either else even every
-    explain from further give have having here hers herself himself however into itself just
-    know like little make many more most much must myself need never only other ought ourselves
-    over please quite rather really same shall should show since some something such tell than
-    that their theirs them themselves then there these they thing things think this those though
-    through under until upon very want were what whatever when where whether which while whom
-    whose will with within without would write your yours yourself""".split()
+    [
+        "about", "above", "after", "again", "also", "always", "another", "anything", "because", "been", "before",
+        "being", "below", "between", "both", "came", "come", "could", "didn", "does", "doing", "done", "down", "during",
+        "each", "either", "else", "even", "every", "explain", "from", "further", "give", "have", "having", "here",
+        "hers", "herself", "himself", "however", "into", "itself", "just", "know", "like", "little", "make", "many",
+        "more", "most", "much", "must", "myself", "need", "never", "only", "other", "ought", "ourselves", "over",
+        "please", "quite", "rather", "really", "same", "shall", "should", "show", "since", "some", "something", "such",
+        "tell", "than", "that", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "thing",
+        "things", "think", "this", "those", "though", "through", "under", "until", "upon", "very", "want", "were",
+        "what", "whatever", "when", "where", "whether", "which", "while", "whom", "whose", "will", "with", "within",
+        "without", "would", "write", "your", "yours", "yourself",
+    ]
 )
 
 
@@ -204,7 +208,7 @@ def reply_text(model_id: str, prompt: str, seed: int | None = None) -> str:
         paragraphs = [head, " ".join(body)]
         if block:
             paragraphs.insert(block_position, block)
-        return "\n\n".join(p for p in paragraphs + [closer] if p)
+        return "\n\n".join(p for p in [*paragraphs, closer] if p)
 
     if block and _count(assemble([], block)) > MAX_REPLY_TOKENS:
         block = None
@@ -212,7 +216,7 @@ def reply_text(model_id: str, prompt: str, seed: int | None = None) -> str:
     for sentence in fillers:
         if _count(assemble(body, block)) >= target:
             break
-        if _count(assemble(body + [sentence], block)) > MAX_REPLY_TOKENS:
+        if _count(assemble([*body, sentence], block)) > MAX_REPLY_TOKENS:
             break
         body.append(sentence)
     return assemble(body, block)

@@ -29,10 +29,9 @@ def preflight() -> None:
     import django
 
     django.setup()
+    import redis
     from django.conf import settings
     from django.db import connection
-
-    import redis
 
     try:
         redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).ping()
@@ -46,8 +45,9 @@ def preflight() -> None:
         connection.ensure_connection()
     except Exception as exc:  # noqa: BLE001 - any driver error means the same thing here
         db = settings.DATABASES["default"]
+        engine = db["ENGINE"].rsplit(".", 1)[-1]
         sys.exit(
-            f"The database is not reachable ({db['ENGINE'].rsplit('.', 1)[-1]} {db.get('HOST') or db['NAME']}: {exc}).\n"
+            f"The database is not reachable ({engine} {db.get('HOST') or db['NAME']}: {exc}).\n"
             "Start PostgreSQL, e.g.: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n"
             "or unset DATABASE_URL to use the local SQLite file."
         )
@@ -72,8 +72,8 @@ def main() -> None:
         for name, dev_port, _ in DEV_MODELS:
             commands[f"model server {name} (:{dev_port})"] = [
                 PY, "-m", "devserver", "--port", str(dev_port), "--model-id", name]
-    commands["Celery worker"] = [PY, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "64",
-                                 "--loglevel", "info", "--without-gossip", "--without-mingle"]
+    commands["Celery worker"] = [PY, "-m", "celery", "-A", "config", "worker", "--pool", "threads",
+                                 "--concurrency", "64", "--loglevel", "info", "--without-gossip", "--without-mingle"]
     commands["Celery beat"] = [PY, "-m", "celery", "-A", "config", "beat", "--loglevel", "warning",
                                "--schedule", str(ROOT / ".celerybeat-schedule")]
     commands[f"web server (:{port})"] = [PY, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
@@ -124,11 +124,12 @@ def supervise(
                 continue
             restarts[i] = [t for t in restarts[i] if now - t < 60] + [now]
             if len(restarts[i]) > restarts_per_minute:
-                print(f"{name} exited with {procs[i].returncode} {len(restarts[i])} times in a minute; stopping the rest.",
-                      file=sys.stderr, flush=True)
+                print(f"{name} exited with {procs[i].returncode} {len(restarts[i])} times in a minute; "
+                      "stopping the rest.", file=sys.stderr, flush=True)
                 stop(status=1)
             delay = first_delay * 2 ** (len(restarts[i]) - 1)
-            print(f"{name} exited with {procs[i].returncode}; starting it again in {delay:g} s.", file=sys.stderr, flush=True)
+            print(f"{name} exited with {procs[i].returncode}; starting it again in {delay:g} s.",
+                  file=sys.stderr, flush=True)
             due[i] = now + delay
         time.sleep(poll_seconds)
 

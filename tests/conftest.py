@@ -49,7 +49,7 @@ def _flush_retried_after_a_deadlock():
         for attempt in range(4):
             try:
                 return original(self)
-            except Exception as exc:
+            except Exception as exc:  # only a deadlock is retried
                 if attempt == 3 or not _deadlocked(exc):
                     raise
                 time.sleep(0.2 * (attempt + 1))
@@ -83,7 +83,9 @@ def chat_models(db, devserver_urls):
     from arena.models import ChatModel
 
     return [
-        ChatModel.objects.create(name="zephyr-7b-beta", endpoint_url=devserver_urls[0], template="zephyr", timeout_seconds=20),
+        ChatModel.objects.create(
+            name="zephyr-7b-beta", endpoint_url=devserver_urls[0], template="zephyr", timeout_seconds=20
+        ),
         ChatModel.objects.create(
             name="mistral-7b-instruct", endpoint_url=devserver_urls[1], template="mistral-instruct", timeout_seconds=20
         ),

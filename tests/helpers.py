@@ -136,7 +136,8 @@ def slow_models_serving(tokens_per_second: float, max_new_tokens: int):
     from arena.models import ChatModel
 
     configs = [
-        DevServerConfig(model_id=f"slow-{i}", time_to_first_token=0.05, tokens_per_second=tokens_per_second) for i in (1, 2)
+        DevServerConfig(model_id=f"slow-{i}", time_to_first_token=0.05, tokens_per_second=tokens_per_second)
+        for i in (1, 2)
     ]
     params = {"max_new_tokens": max_new_tokens}
     with serve_in_thread(configs[0]) as url_1, serve_in_thread(configs[1]) as url_2:

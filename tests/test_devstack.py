@@ -60,7 +60,8 @@ def test_a_command_that_keeps_exiting_stops_everything(tmp_path):
     alive = tmp_path / "alive"
     steady = f"import time; open({str(alive)!r}, 'a').write('x'); time.sleep(60)"
     result = supervise(
-        tmp_path, {"broken": [sys.executable, "-c", "import sys; sys.exit(3)"], "steady": [sys.executable, "-c", steady]}
+        tmp_path,
+        {"broken": [sys.executable, "-c", "import sys; sys.exit(3)"], "steady": [sys.executable, "-c", steady]},
     )
     assert result.returncode == 1
     assert "broken exited with 3; starting it again in 0.2 s." in result.stderr

@@ -63,7 +63,9 @@ async def ws_receive(comm: WebsocketCommunicator, timeout: float = FRAME_TIMEOUT
     return json.loads(await comm.receive_from(timeout=timeout))
 
 
-async def frames_until(comm, predicate: Callable[[dict, list[dict]], bool], timeout: float = FRAME_TIMEOUT) -> list[dict]:
+async def frames_until(
+    comm, predicate: Callable[[dict, list[dict]], bool], timeout: float = FRAME_TIMEOUT
+) -> list[dict]:
     frames: list[dict] = []
     while True:
         frame = await ws_receive(comm, timeout)

@@ -39,7 +39,8 @@ def test_the_prompt_box_is_labelled_and_enter_while_composing_does_not_send(page
     box.fill("日本語")
     sent = page.evaluate("""() => {
         const box = document.querySelector('[data-testid="prompt"]');
-        box.dispatchEvent(new KeyboardEvent("keydown", {key: "Enter", isComposing: true, bubbles: true, cancelable: true}));
+        box.dispatchEvent(new KeyboardEvent("keydown",
+            {key: "Enter", isComposing: true, bubbles: true, cancelable: true}));
         return {value: box.value, sendDisabled: document.querySelector('[data-testid="send"]').disabled};
     }""")
     assert sent == {"value": "日本語", "sendDisabled": False}
@@ -50,7 +51,8 @@ def test_the_prompt_box_is_labelled_and_enter_while_composing_does_not_send(page
                 v = v / 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
             return 0.2126 * r + 0.7152 * g + 0.0722 * b;
         };
-        const ratio = (x, y) => { const [a, b] = [lum(x), lum(y)].sort((p, q) => q - p); return (a + 0.05) / (b + 0.05); };
+        const ratio = (x, y) => {
+            const [a, b] = [lum(x), lum(y)].sort((p, q) => q - p); return (a + 0.05) / (b + 0.05); };
         const page = getComputedStyle(document.body).backgroundColor;
         return ['prompt', 'new-round'].map((id) =>
             ratio(getComputedStyle(document.querySelector(`[data-testid="${id}"]`)).borderTopColor, page));
@@ -59,8 +61,10 @@ def test_the_prompt_box_is_labelled_and_enter_while_composing_does_not_send(page
 
 
 def test_focus_stays_on_the_page_after_send_retry_and_regenerate(page, live_stack, devserver_urls, odd_servers):
-    ChatModel.objects.create(name="zephyr-7b-beta", endpoint_url=devserver_urls[0], template="zephyr", timeout_seconds=20)
-    ChatModel.objects.create(name="faulty-model", endpoint_url=odd_servers.faulty, template="chatml", timeout_seconds=20)
+    ChatModel.objects.create(name="zephyr-7b-beta", endpoint_url=devserver_urls[0], template="zephyr",
+                             timeout_seconds=20)
+    ChatModel.objects.create(name="faulty-model", endpoint_url=odd_servers.faulty, template="chatml",
+                             timeout_seconds=20)
     page.goto(live_stack.base_url + "/")
     box = page.get_by_test_id("prompt")
     expect(page.get_by_test_id("send")).to_be_enabled()

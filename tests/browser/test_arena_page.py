@@ -10,7 +10,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 def test_a_full_battle_votes_and_reveals_the_names(page, live_stack, chat_models):
     html_before = []
-    page.on("response", lambda r: html_before.append(r.text()) if "text/html" in r.headers.get("content-type", "") else None)
+    page.on("response",
+            lambda r: html_before.append(r.text()) if "text/html" in r.headers.get("content-type", "") else None)
     frames = []
     page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(payload)))
     page.goto(live_stack.base_url + "/")

@@ -67,16 +67,20 @@ def test_regenerate_pressed_twice_sends_once_and_an_out_of_date_refusal_goes_awa
 def small_context_servers():
     """Two model servers that take at most 64 tokens, prompt and reply together."""
     configs = [
-        DevServerConfig(model_id=name, time_to_first_token=0, tokens_per_second=0, max_input_tokens=48, max_total_tokens=64)
+        DevServerConfig(model_id=name, time_to_first_token=0, tokens_per_second=0, max_input_tokens=48,
+                        max_total_tokens=64)
         for name in ("small-1", "small-2")
     ]
     with serve_in_thread(configs[0]) as url_1, serve_in_thread(configs[1]) as url_2:
         yield url_1, url_2
 
 
-def test_a_prompt_too_long_for_the_models_offers_no_retry_and_says_to_start_again(page, live_stack, small_context_servers):
+def test_a_prompt_too_long_for_the_models_offers_no_retry_and_says_to_start_again(
+    page, live_stack, small_context_servers
+):
     for i, url in enumerate(small_context_servers, 1):
-        ChatModel.objects.create(name=f"small-{i}", endpoint_url=url, template="zephyr", parameters={"max_new_tokens": 16})
+        ChatModel.objects.create(name=f"small-{i}", endpoint_url=url, template="zephyr",
+                                 parameters={"max_new_tokens": 16})
     page.goto(live_stack.base_url + "/")
     send(page, "tea " * 100)
     hint = page.get_by_test_id("send-hint")
@@ -88,7 +92,8 @@ def test_a_prompt_too_long_for_the_models_offers_no_retry_and_says_to_start_agai
             expect(page.get_by_test_id(f"error-{side}")).to_contain_text("This conversation is too long for this model")
             expect(page.get_by_test_id(f"retry-{side}")).to_be_hidden()
         expect(hint).to_have_text(
-            "This conversation is too long for both models, so retrying won't help. Start a new round with a shorter prompt.")
+            "This conversation is too long for both models, so retrying won't help. "
+            "Start a new round with a shorter prompt.")
         expect(page.get_by_test_id("regenerate")).to_be_disabled()
         expect(page.get_by_test_id("send")).to_be_disabled()
     page.get_by_test_id("new-round").click()
@@ -99,7 +104,8 @@ def test_a_prompt_too_long_for_the_models_offers_no_retry_and_says_to_start_agai
     ChatModel.objects.update(parameters={"max_new_tokens": 100})
     send(page, "Hello")
     for side in ("a", "b"):
-        expect(page.get_by_test_id(f"error-{side}")).to_contain_text("an admin must lower its max_new_tokens", timeout=20_000)
+        expect(page.get_by_test_id(f"error-{side}")).to_contain_text("an admin must lower its max_new_tokens",
+                                                                     timeout=20_000)
         expect(page.get_by_test_id(f"retry-{side}")).to_be_hidden()
     expect(hint).to_have_text(
         "Retrying won't help: neither model can answer until an admin changes its settings. Start a new round.")

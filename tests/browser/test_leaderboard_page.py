@@ -183,7 +183,8 @@ def test_the_interval_plot_is_legible_on_a_phone(chromium, live_stack):
     # Each model can be told by name (in full where it fits; its title has it anyway).
     in_table = page.get_by_test_id("leaderboard-row").evaluate_all("(rows) => rows.map((r) => r.dataset.model)")
     assert [label["text"].split(" · ")[0] for label in labels[:3]] == in_table
-    width = page.evaluate("() => ({scroll: document.documentElement.scrollWidth, view: document.documentElement.clientWidth})")
+    width = page.evaluate(
+        "() => ({scroll: document.documentElement.scrollWidth, view: document.documentElement.clientWidth})")
     assert width["scroll"] <= width["view"], width
     context.close()
 

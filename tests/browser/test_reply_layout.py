@@ -28,7 +28,8 @@ def test_a_long_line_scrolls_inside_its_code_block_and_the_page_keeps_its_width(
             assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], (viewport, side, box)
             pre = page.get_by_test_id(f"reply-{side}").locator("pre")
             # The code block scrolls on its own; the long word wraps within the column.
-            assert pre.evaluate("(el) => el.scrollWidth > el.clientWidth"), "the long line should scroll inside its block"
+            scrolls = pre.evaluate("(el) => el.scrollWidth > el.clientWidth")
+            assert scrolls, "the long line should scroll inside its block"
             assert pre.evaluate("(el) => getComputedStyle(el).overflowX") == "auto"
             paragraph = page.get_by_test_id(f"reply-{side}").locator("p", has_text="A word:")
             assert paragraph.evaluate("(el) => el.scrollWidth <= el.clientWidth"), "the long word should wrap"
@@ -52,9 +53,12 @@ def test_a_wide_table_scrolls_inside_its_column_without_breaking_words(page, liv
         for side in ("a", "b"):
             panel = page.get_by_test_id(f"reply-{side}")
             found = panel.locator("table").evaluate("""(table) => {
-                const lines = (cell) => { const r = document.createRange(); r.selectNodeContents(cell); return r.getClientRects().length; };
+                const lines = (cell) => {
+                    const r = document.createRange(); r.selectNodeContents(cell); return r.getClientRects().length;
+                };
                 const cells = [...table.querySelectorAll("th, td")];
-                const box = table.getBoundingClientRect(), column = table.closest(".transcript").getBoundingClientRect();
+                const box = table.getBoundingClientRect();
+                const column = table.closest(".transcript").getBoundingClientRect();
                 return {
                     cells: cells.length,
                     broken: cells.filter((c) => lines(c) !== 1).map((c) => c.textContent),
@@ -79,7 +83,8 @@ def test_right_to_left_text_and_quotes_read_as_they_should(page, live_stack, cha
     wait_both_ended(page)
     for side in ("a", "b"):
         panel = page.get_by_test_id(f"reply-{side}")
-        assert panel.locator(".msg.user").evaluate("(el) => [el.dir, getComputedStyle(el).direction]") == ["auto", "rtl"]
+        prompt = panel.locator(".msg.user")
+        assert prompt.evaluate("(el) => [el.dir, getComputedStyle(el).direction]") == ["auto", "rtl"]
         reply = panel.locator(".msg.bot .md")
         assert reply.evaluate("(el) => [el.dir, getComputedStyle(el).direction]") == ["auto", "rtl"]
         quote = reply.locator("blockquote")

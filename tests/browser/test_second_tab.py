@@ -91,7 +91,9 @@ def test_a_second_tab_of_the_battle_follows_turns_and_regenerates_sent_in_the_fi
     context.close()
 
 
-def test_a_tab_that_missed_another_tabs_turn_cannot_vote_on_old_replies_nor_get_stuck(chromium, live_stack, chat_models):
+def test_a_tab_that_missed_another_tabs_turn_cannot_vote_on_old_replies_nor_get_stuck(
+    chromium, live_stack, chat_models
+):
     context = chromium.new_context()
     first = context.new_page()
     first.goto(live_stack.base_url + "/")

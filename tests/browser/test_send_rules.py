@@ -51,14 +51,17 @@ def test_send_is_off_with_a_hint_once_the_battle_has_its_maximum_turns(page, two
     expect(hint).to_be_hidden()
     expect(page.get_by_test_id("send")).to_be_enabled()
     page.get_by_test_id("send").click()
-    expect(page.get_by_test_id("reply-a").locator(".msg.user")).to_have_text(["A third question"])  # the new battle alone
+    # The new battle alone.
+    expect(page.get_by_test_id("reply-a").locator(".msg.user")).to_have_text(["A third question"])
     assert Battle.objects.count() == 2
     wait_both_ended(page)
 
 
 def test_send_is_off_while_a_side_has_failed_and_says_to_retry_it(page, live_stack, devserver_urls, odd_servers):
-    ChatModel.objects.create(name="zephyr-7b-beta", endpoint_url=devserver_urls[0], template="zephyr", timeout_seconds=20)
-    ChatModel.objects.create(name="faulty-model", endpoint_url=odd_servers.faulty, template="chatml", timeout_seconds=20)
+    ChatModel.objects.create(name="zephyr-7b-beta", endpoint_url=devserver_urls[0], template="zephyr",
+                             timeout_seconds=20)
+    ChatModel.objects.create(name="faulty-model", endpoint_url=odd_servers.faulty, template="chatml",
+                             timeout_seconds=20)
     page.goto(live_stack.base_url + "/")
     send(page, "Tell me about the history of tea")
     failed = page.locator('[data-testid^="error-"]:visible')

@@ -12,8 +12,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 
 def test_the_waiting_text_shows_until_the_first_token(page, live_stack, devserver_urls, odd_servers):
-    ChatModel.objects.create(name="zephyr-7b-beta", endpoint_url=devserver_urls[0], template="zephyr", timeout_seconds=20)
-    ChatModel.objects.create(name="slow-start", endpoint_url=odd_servers.slow_start, template="chatml", timeout_seconds=20)
+    ChatModel.objects.create(name="zephyr-7b-beta", endpoint_url=devserver_urls[0], template="zephyr",
+                             timeout_seconds=20)
+    ChatModel.objects.create(name="slow-start", endpoint_url=odd_servers.slow_start, template="chatml",
+                             timeout_seconds=20)
     page.goto(live_stack.base_url + "/")
     send(page, "Tell me about the history of tea")
     # The slow side has started (the worker reached its server) but has no token yet.
@@ -78,7 +80,9 @@ def test_the_cursor_follows_the_last_character_and_the_send_row_stays_put(page, 
         page.goto(live_stack.base_url + "/")
         expect(page.get_by_test_id("send")).to_be_enabled()
         # Where the Send row sits under the prompt box (the columns above grow as replies come).
-        row = lambda: page.get_by_test_id("send").bounding_box()["y"] - page.get_by_test_id("prompt").bounding_box()["y"]  # noqa: E731
+        def row():
+            return page.get_by_test_id("send").bounding_box()["y"] - page.get_by_test_id("prompt").bounding_box()["y"]
+
         below_box = row()
         send(page, f"[[devserver:echo]]\n\nA first paragraph.\n\n{words}")
         expect(page.get_by_test_id("send-hint")).to_be_visible()
@@ -94,7 +98,8 @@ def test_the_cursor_follows_the_last_character_and_the_send_row_stays_put(page, 
                 r.setStart(before, before.length - 1);
                 r.setEnd(before, before.length);
                 const last = [...r.getClientRects()].pop(), at = cursor.getBoundingClientRect();
-                return {count: 1, parent: cursor.parentElement.tagName, lastBlock: cursor.parentElement === bot.querySelector(".md").lastElementChild,
+                return {count: 1, parent: cursor.parentElement.tagName,
+                        lastBlock: cursor.parentElement === bot.querySelector(".md").lastElementChild,
                         sameLine: Math.abs(at.top - last.top) < 3, after: at.left >= last.right - 1};
             }""")
             assert place == {"count": 1, "parent": "P", "lastBlock": True, "sameLine": True, "after": True}, place

@@ -22,8 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def collect_until_error(iterator) -> tuple[list, Exception | None]:
     events = []
     try:
-        for event in iterator:
-            events.append(event)
+        events.extend(iterator)  # the events taken before an exception stay in the list
     except Exception as exc:  # noqa: BLE001 - the point is to see what is raised
         return events, exc
     return events, None

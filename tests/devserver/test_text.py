@@ -24,9 +24,11 @@ def test_seed_changes_the_reply_and_is_echoed(url):
 
 
 def test_models_reply_differently():
-    with serve_in_thread(fast_config(model_id="mistral-7b-instruct")) as other:
-        with serve_in_thread(fast_config(model_id="llama-2-7b-chat")) as third:
-            assert stream_sync(other)[-1].generated_text != stream_sync(third)[-1].generated_text
+    with (
+        serve_in_thread(fast_config(model_id="mistral-7b-instruct")) as other,
+        serve_in_thread(fast_config(model_id="llama-2-7b-chat")) as third,
+    ):
+        assert stream_sync(other)[-1].generated_text != stream_sync(third)[-1].generated_text
 
 
 def test_reply_mentions_the_question(url):

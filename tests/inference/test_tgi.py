@@ -97,7 +97,8 @@ async def test_a_stall_fails_after_the_stall_timeout(zephyr_url):
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(GenerationFailure) as failure:
-        async for _ in TgiBackend().stream(request_for(zephyr_url, prompt="Hi [[devserver:stall:2]]", stall_seconds=0.5)):
+        stalling = request_for(zephyr_url, prompt="Hi [[devserver:stall:2]]", stall_seconds=0.5)
+        async for _ in TgiBackend().stream(stalling):
             pass
     assert failure.value.kind == "stalled"
     assert 0.4 < loop.time() - started < 5
@@ -163,10 +164,13 @@ def conversation_tokens(prompt: str) -> int:
          "Start a new battle with a shorter prompt."),
         # Over max_input_tokens alone: "`inputs` must have less than 30 tokens".
         ({"max_input_tokens": 30, "max_total_tokens": 200}, {"max_new_tokens": 16},
-         "This conversation is too long for this model ({n} tokens; it accepts 30). Start a new battle with a shorter prompt."),
+         "This conversation is too long for this model ({n} tokens; it accepts 30). "
+         "Start a new battle with a shorter prompt."),
     ],
 )
-async def test_a_conversation_over_the_model_s_token_limits_fails_with_a_clear_final_message(limits, parameters, expected):
+async def test_a_conversation_over_the_model_s_token_limits_fails_with_a_clear_final_message(
+    limits, parameters, expected
+):
     prompt = " ".join(["word"] * 60)
     config = DevServerConfig(model_id="small", time_to_first_token=0, tokens_per_second=0, **limits)
     with serve_in_thread(config) as url, pytest.raises(GenerationFailure) as failure:
@@ -183,13 +187,17 @@ async def test_a_conversation_over_the_model_s_token_limits_fails_with_a_clear_f
     "error, expected",
     [
         # TGI's own wording (router/src/validation.rs), as its error event or HTTP 422 body carries it.
-        ("Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. Given: 6002 `inputs` tokens and 256 `max_new_tokens`",
-         "This conversation is too long for this model (6,002 tokens; it accepts 3,840, keeping room for a 256-token reply). "
-         "Start a new battle with a shorter prompt."),
+        ("Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. "
+         "Given: 6002 `inputs` tokens and 256 `max_new_tokens`",
+         "This conversation is too long for this model (6,002 tokens; it accepts 3,840, "
+         "keeping room for a 256-token reply). Start a new battle with a shorter prompt."),
         ("Input validation error: `inputs` must have less than 3072 tokens. Given: 3500",
-         "This conversation is too long for this model (3,500 tokens; it accepts 3,072). Start a new battle with a shorter prompt."),
-        ("Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. Given: 10 `inputs` tokens and 5000 `max_new_tokens`",
-         "This model is set to write up to 5,000 tokens, more than its server accepts in total (4,096); an admin must lower its max_new_tokens."),
+         "This conversation is too long for this model (3,500 tokens; it accepts 3,072). "
+         "Start a new battle with a shorter prompt."),
+        ("Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. "
+         "Given: 10 `inputs` tokens and 5000 `max_new_tokens`",
+         "This model is set to write up to 5,000 tokens, more than its server accepts in total (4,096); "
+         "an admin must lower its max_new_tokens."),
     ],
 )
 def test_tgi_s_length_errors_become_sentences_for_people(error, expected):
@@ -203,11 +211,14 @@ def test_tgi_s_length_errors_become_sentences_for_people(error, expected):
     # Permanent: the page offers no retry.
     assert failure.permanent
     assert failure_facts(failure.kind) == {"failure_kind": failure.kind, "retryable": False}
-    other = _failure_from_client_error(ValidationError("Input validation error: `temperature` must be strictly positive"))
+    not_positive = ValidationError("Input validation error: `temperature` must be strictly positive")
+    other = _failure_from_client_error(not_positive)
     assert other.kind == "validation" and "`temperature` must be strictly positive" in other.message
 
 
-@pytest.mark.parametrize("kind", ["unavailable", "overloaded", "incomplete", "timeout", "worker_lost", "no_worker", "internal", ""])
+@pytest.mark.parametrize(
+    "kind", ["unavailable", "overloaded", "incomplete", "timeout", "worker_lost", "no_worker", "internal", ""]
+)
 def test_other_failures_may_be_retried(kind):
     from arena.rules import failure_facts
 

@@ -83,7 +83,8 @@ CASES = [
     Case("overload (overloaded event, persistent)", r"overloaded", RETRY_BACKOFF + 8, fault="overload"),
     Case("overload (HTTP 429, persistent)", r"overloaded", RETRY_BACKOFF + 8, fault="overload-http"),
     Case("HTTP 500 error page (persistent)", r"answered HTTP 500", RETRY_BACKOFF + 8, fault="http-500"),
-    Case("error event mid-stream", r"failed while generating.*out of memory", 6, fault="error-mid-stream", partial=True),
+    Case("error event mid-stream", r"failed while generating.*out of memory", 6, fault="error-mid-stream",
+         partial=True),
     Case("stream cut, no final event", r"ended the reply before finishing", 6, fault="cut", partial=True),
     Case("connection dropped mid-stream", r"connection to the model server was lost", 6, fault="drop", partial=True),
     Case(f"stall ({STALL_SECONDS} s stall limit)", rf"stopped sending for {STALL_SECONDS} s", STALL_SECONDS + 5,
@@ -148,7 +149,9 @@ async def test_a_failing_side_is_shown_refused_for_voting_and_repaired_by_a_retr
             faulty_url = f"http://127.0.0.1:{port}"
             await database_sync_to_async(ChatModel.objects.filter(id=models.faulty.id).update)(endpoint_url=faulty_url)
         if case.model_timeout:
-            await database_sync_to_async(ChatModel.objects.filter(id=models.faulty.id).update)(timeout_seconds=case.model_timeout)
+            await database_sync_to_async(ChatModel.objects.filter(id=models.faulty.id).update)(
+                timeout_seconds=case.model_timeout
+            )
         if case.fault:
             fault_set(servers.faulty, case.fault, after_tokens=3)  # no count: it outlasts every retry
 
@@ -169,7 +172,9 @@ async def test_a_failing_side_is_shown_refused_for_voting_and_repaired_by_a_retr
             assert failed[0]["text"] == streamed, "what was shown before the failure is kept"
             assert bool(streamed) == case.partial
 
-            stored = await database_sync_to_async(lambda: {r.side: r for r in Reply.objects.filter(turn__battle_id=battle_id)})()
+            stored = await database_sync_to_async(
+                lambda: {r.side: r for r in Reply.objects.filter(turn__battle_id=battle_id)}
+            )()
             assert stored[bad].status == Reply.Status.FAILED and stored[bad].failure_reason == reason
             assert stored[good].status == Reply.Status.DONE
 

@@ -64,7 +64,9 @@ text_frames = st.one_of(
         '{"action": "join", "battle": "\\u0000"}',
     ]),
 )
-frames = st.one_of(text_frames.map(lambda t: ("text", t)), st.binary(min_size=0, max_size=2000).map(lambda b: ("bytes", b)))
+frames = st.one_of(
+    text_frames.map(lambda t: ("text", t)), st.binary(min_size=0, max_size=2000).map(lambda b: ("bytes", b))
+)
 
 
 @pytest.fixture
@@ -127,7 +129,8 @@ paths = st.tuples(
 bodies = st.one_of(
     st.just(b""), st.binary(max_size=5000), json_values.map(lambda v: json.dumps(v).encode()),
     st.dictionaries(st.sampled_from(["username", "password", "next", "csrfmiddlewaretoken", "x"]),
-                    st.text(max_size=100), max_size=5).map(lambda d: "&".join(f"{k}={v}" for k, v in d.items()).encode()),
+                    st.text(max_size=100), max_size=5)
+    .map(lambda d: "&".join(f"{k}={v}" for k, v in d.items()).encode()),
 )
 content_types = st.sampled_from([
     "application/x-www-form-urlencoded", "multipart/form-data; boundary=xyz", "application/json",

@@ -92,7 +92,8 @@ async def test_turns_per_battle(chat_models, no_generation):
     comm = await ws_connect(key)
     try:
         await ws_join(comm, battle_id)
-        assert_refused(await prompt(comm, "Third", battle=battle_id), "not_allowed", r"at most 2 turns; vote or start a new round")
+        assert_refused(await prompt(comm, "Third", battle=battle_id), "not_allowed",
+                       r"at most 2 turns; vote or start a new round")
     finally:
         await comm.disconnect()
 
@@ -143,7 +144,8 @@ async def test_the_consumer_hashes_the_forwarded_address_and_stores_no_raw_ip(ch
     raw_ip = "198.51.100.77"
     key = await new_session_key()
     comm = await ws_connect(key, ip="10.0.0.5", headers=[(b"x-forwarded-for", raw_ip.encode())])
-    spoofer = await ws_connect(await new_session_key(), ip="203.0.113.50", headers=[(b"x-forwarded-for", raw_ip.encode())])
+    spoofer = await ws_connect(await new_session_key(), ip="203.0.113.50",
+                               headers=[(b"x-forwarded-for", raw_ip.encode())])
     try:
         first = await prompt(comm, "Hello from behind the proxy")
         spoofed = await prompt(spoofer, "Hello with a forged header")

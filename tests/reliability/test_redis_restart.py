@@ -77,7 +77,9 @@ def private_stack(tmp_path, transactional_db):
     worker = worker_start(tmp_path, name="private-worker", extra_env=env)
     web, base_url = web_start(tmp_path, name="private-web", extra_env=env)
     port = int(base_url.rsplit(":", 1)[1])
-    stack = type("Stack", (), {"redis": server, "worker": worker, "web": web, "port": port, "env": env, "logs": tmp_path})
+    stack = type("Stack", (), {
+        "redis": server, "worker": worker, "web": web, "port": port, "env": env, "logs": tmp_path,
+    })
     try:
         yield stack
     finally:
@@ -155,7 +157,8 @@ def sweep_in(stack) -> str:
     """The periodic sweep, as the private stack's beat would run it (its own Redis)."""
     code = "import django; django.setup(); from arena.tasks import replies_sweep; print(replies_sweep())"
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=stack_env() | stack.env | {"DJANGO_SETTINGS_MODULE": "config.settings"},
+        [sys.executable, "-c", code], cwd=ROOT,
+        env=stack_env() | stack.env | {"DJANGO_SETTINGS_MODULE": "config.settings"},
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout.strip()
 
@@ -226,7 +229,10 @@ async def redis_restart_scenario(stack, report: list[str]) -> None:
         ended = time.monotonic() - restarted
         report.append(
             "replies after the restart: "
-            + ", ".join(f"{s}={r.status}" + (f" ({r.failure_reason})" if r.failure_reason else "") for s, r in sorted(replies.items()))
+            + ", ".join(
+                f"{s}={r.status}" + (f" ({r.failure_reason})" if r.failure_reason else "")
+                for s, r in sorted(replies.items())
+            )
             + f", {ended:.1f} s after the kill"
         )
         for reply in replies.values():
@@ -245,7 +251,8 @@ async def redis_restart_scenario(stack, report: list[str]) -> None:
         if failed:
             await ws.close()
             ws, _, _ = await browser.rejoin(battle_id)
-            await ws.send(json.dumps({"action": "regenerate", "battle": battle_id, "side": None if len(failed) == 2 else failed[0]}))
+            retry_side = None if len(failed) == 2 else failed[0]
+            await ws.send(json.dumps({"action": "regenerate", "battle": battle_id, "side": retry_side}))
             retried = time.monotonic()
             while True:
                 replies = await database_sync_to_async(current_replies)(battle_id)

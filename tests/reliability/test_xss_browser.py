@@ -27,7 +27,8 @@ ECHOED = "\n\n".join(PAYLOADS)
 INSPECT_PANEL = """(panel) => ({
     dangerous: panel.querySelectorAll("script, img, iframe, svg, object, embed, math, style, form").length,
     handlers: [...panel.querySelectorAll("*")].flatMap(
-        (el) => [...el.attributes].filter((a) => a.name.toLowerCase().startsWith("on")).map((a) => el.tagName + " " + a.name)),
+        (el) => [...el.attributes].filter((a) => a.name.toLowerCase().startsWith("on"))
+            .map((a) => el.tagName + " " + a.name)),
     hrefs: [...panel.querySelectorAll("a[href]")].map((a) => a.getAttribute("href")),
     bold: [...panel.querySelectorAll("b, strong")].map((el) => el.textContent),
 })"""
