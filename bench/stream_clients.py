@@ -1,0 +1,138 @@
+"""The processes of bench/stream.py that play the browsers: the clients (direct model streams,
+then battles through websockets) and the listener that notes when each delta passes Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from pathlib import Path
+
+from stack import REDIS_URL
+
+PHASE_DEADLINE = 90.0  # seconds: a phase that isn't over by then is reported as incomplete
+
+
+async def _direct_stream(url: str, prompt: str, stops: list[str], tokens: int, start_at: float) -> dict:
+    import text_generation
+
+    await asyncio.sleep(max(start_at - time.monotonic(), 0))
+    client = text_generation.AsyncClient(url, timeout=60)
+    out: dict = {"sent": time.monotonic(), "tokens": [], "error": None}
+    try:
+        async for event in client.generate_stream(prompt, max_new_tokens=tokens, stop_sequences=stops):
+            out["tokens"].append((time.monotonic(), event.token.text, event.token.special))
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+async def _session_cookie(session, base_url: str) -> str:
+    async with session.get(base_url + "/") as resp:
+        resp.raise_for_status()
+        await resp.read()
+    return session.cookie_jar.filter_cookies(base_url)["sessionid"].value
+
+
+async def _battle(ws, prompt: str, start_at: float, deadline: float) -> dict:
+    """One battle on an open socket: send the prompt, record every frame until both sides end."""
+    await asyncio.sleep(max(start_at - time.monotonic(), 0))
+    out: dict = {"sent": time.monotonic(), "frames": [], "error": None}
+    await ws.send(json.dumps({"action": "prompt", "battle": None, "text": prompt}))
+    ended: set[str] = set()
+    try:
+        while len(ended) < 2:
+            raw = await asyncio.wait_for(ws.recv(), timeout=max(deadline - time.monotonic(), 0.01))
+            received = time.monotonic()
+            frame = json.loads(raw)
+            out["frames"].append((received, frame))
+            if frame["type"] in ("done", "failed"):
+                ended.add(frame["side"])
+            elif frame["type"] == "error":
+                out["error"] = frame.get("message")
+                break
+    except (TimeoutError, Exception) as exc:  # noqa: BLE001 - reported, not raised
+        out["error"] = out["error"] or f"{type(exc).__name__}: {exc}"
+    return out
+
+
+async def clients_main(plan: dict) -> dict:
+    """N lanes, each running `rounds` battles (or direct stream pairs) one after the other."""
+    import aiohttp
+    from websockets.asyncio.client import connect
+
+    n, tokens, rounds, ramp = plan["n"], plan["tokens"], plan["rounds"], plan["ramp"]
+    tags = plan["tags"]  # round r, lane i: tags[r * n + i]
+    start = time.monotonic() + 0.3
+    deadline = start + ramp + PHASE_DEADLINE * rounds
+    if plan["mode"] == "direct":
+
+        async def lane_direct(i: int) -> list[dict]:
+            out = []
+            for r in range(rounds):
+                j = r * n + i
+                at = start + ramp * i / n if r == 0 else time.monotonic() + 0.3
+                pair = await asyncio.gather(*(
+                    _direct_stream(m["url"], m["prompts"][j], m["stops"], tokens, at) for m in plan["models"]
+                ))
+                out += [
+                    {"tag": tags[j], "model": m["name"], **res} for m, res in zip(plan["models"], pair, strict=True)
+                ]
+            return out
+
+        lanes = await asyncio.wait_for(asyncio.gather(*(lane_direct(i) for i in range(n))), deadline - time.monotonic())
+        return {"streams": [stream for lane in lanes for stream in lane]}
+
+    base_url = plan["base_url"]
+    ws_url = base_url.replace("http://", "ws://") + "/ws/arena/"
+    opened = asyncio.Semaphore(25)  # connection set-up is not measured; keep it gentle
+    sockets: list = [None] * n
+
+    async def open_one(i: int) -> None:
+        async with opened:
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+                cookie = await _session_cookie(session, base_url)
+            sockets[i] = await connect(ws_url, origin=base_url, additional_headers={"Cookie": f"sessionid={cookie}"},
+                                       max_size=2**22, open_timeout=30, ping_interval=None)
+
+    async def lane(i: int) -> list[dict]:
+        out = []
+        for r in range(rounds):
+            j = r * n + i
+            at = start + ramp * i / n if r == 0 else time.monotonic() + 0.3
+            out.append({"tag": tags[j], **await _battle(sockets[i], plan["prompts"][j], at, deadline)})
+        return out
+
+    await asyncio.wait_for(asyncio.gather(*(open_one(i) for i in range(n))), 120)
+    start = time.monotonic() + 0.3
+    deadline = start + ramp + PHASE_DEADLINE * rounds
+    try:
+        lanes = await asyncio.gather(*(lane(i) for i in range(n)))
+    finally:
+        await asyncio.gather(*(ws.close() for ws in sockets if ws is not None), return_exceptions=True)
+    return {"battles": [battle for battles in lanes for battle in battles]}
+
+
+async def monitor_main(out_path: str) -> None:
+    """Listen to every battle group on the pub/sub channel layer and note when each delta passes."""
+    import msgpack
+    import redis.asyncio as aioredis
+
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    client = aioredis.from_url(REDIS_URL)
+    pubsub = client.pubsub()
+    await pubsub.psubscribe("*__group__battle-*")  # whatever the layer's prefix
+    Path(out_path + ".ready").write_text("")
+    records = []
+    deadline = time.monotonic() + PHASE_DEADLINE * 3
+    while not stop.is_set() and time.monotonic() < deadline:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+        if message and message["type"] == "pmessage":
+            at = time.monotonic()
+            event = msgpack.unpackb(message["data"])
+            if event.get("type") == "reply.delta":
+                records.append((at, event["battle"], event["side"], event["offset"], len(event["text"])))
+    await client.aclose()
+    Path(out_path).write_text(json.dumps(records))
