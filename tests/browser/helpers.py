@@ -1,8 +1,9 @@
 """What the browser tests do again and again: type and send a prompt, wait for replies to end,
 measure the page, watch the frames a page sends."""
 
-
 from playwright.sync_api import expect
+
+from arena.models import ChatModel
 
 MOBILE = {"width": 390, "height": 844}  # a phone's viewport
 
@@ -28,3 +29,9 @@ def sent_frames(page, action: str) -> list:
     keep = lambda p: frames.append(p) if f'"action":"{action}"' in p else None  # noqa: E731
     page.on("websocket", lambda ws: ws.on("framesent", keep))
     return frames
+
+
+def zephyr_against(zephyr_url: str, name: str, url: str) -> None:
+    """The two models of a battle: zephyr, and an odd one (failing, slow to start...) at `url`."""
+    ChatModel.objects.create(name="zephyr-7b-beta", endpoint_url=zephyr_url, template="zephyr", timeout_seconds=20)
+    ChatModel.objects.create(name=name, endpoint_url=url, template="chatml", timeout_seconds=20)

@@ -4,8 +4,8 @@ Enter, control contrast, and focus after Send, Retry and Regenerate."""
 import pytest
 from playwright.sync_api import expect
 
-from arena.models import ChatModel, Reply, Vote
-from tests.browser.helpers import send
+from arena.models import Reply, Vote
+from tests.browser.helpers import send, zephyr_against
 from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
@@ -61,10 +61,7 @@ def test_the_prompt_box_is_labelled_and_enter_while_composing_does_not_send(page
 
 
 def test_focus_stays_on_the_page_after_send_retry_and_regenerate(page, live_stack, devserver_urls, odd_servers):
-    ChatModel.objects.create(name="zephyr-7b-beta", endpoint_url=devserver_urls[0], template="zephyr",
-                             timeout_seconds=20)
-    ChatModel.objects.create(name="faulty-model", endpoint_url=odd_servers.faulty, template="chatml",
-                             timeout_seconds=20)
+    zephyr_against(devserver_urls[0], "faulty-model", odd_servers.faulty)
     page.goto(live_stack.base_url + "/")
     box = page.get_by_test_id("prompt")
     expect(page.get_by_test_id("send")).to_be_enabled()

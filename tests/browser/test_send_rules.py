@@ -3,8 +3,8 @@
 import pytest
 from playwright.sync_api import expect
 
-from arena.models import Battle, ChatModel, Turn
-from tests.browser.helpers import send, wait_both_ended
+from arena.models import Battle, Turn
+from tests.browser.helpers import send, wait_both_ended, zephyr_against
 from tests.helpers import process_group_stop, web_start, worker_start
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
@@ -58,10 +58,7 @@ def test_send_is_off_with_a_hint_once_the_battle_has_its_maximum_turns(page, two
 
 
 def test_send_is_off_while_a_side_has_failed_and_says_to_retry_it(page, live_stack, devserver_urls, odd_servers):
-    ChatModel.objects.create(name="zephyr-7b-beta", endpoint_url=devserver_urls[0], template="zephyr",
-                             timeout_seconds=20)
-    ChatModel.objects.create(name="faulty-model", endpoint_url=odd_servers.faulty, template="chatml",
-                             timeout_seconds=20)
+    zephyr_against(devserver_urls[0], "faulty-model", odd_servers.faulty)
     page.goto(live_stack.base_url + "/")
     send(page, "Tell me about the history of tea")
     failed = page.locator('[data-testid^="error-"]:visible')

@@ -4,18 +4,14 @@ after the last character and the Send row staying put."""
 import pytest
 from playwright.sync_api import expect
 
-from arena.models import ChatModel
-from tests.browser.helpers import send, wait_both_ended
+from tests.browser.helpers import send, wait_both_ended, zephyr_against
 from tests.helpers import slow_models_serving
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 
 def test_the_waiting_text_shows_until_the_first_token(page, live_stack, devserver_urls, odd_servers):
-    ChatModel.objects.create(name="zephyr-7b-beta", endpoint_url=devserver_urls[0], template="zephyr",
-                             timeout_seconds=20)
-    ChatModel.objects.create(name="slow-start", endpoint_url=odd_servers.slow_start, template="chatml",
-                             timeout_seconds=20)
+    zephyr_against(devserver_urls[0], "slow-start", odd_servers.slow_start)
     page.goto(live_stack.base_url + "/")
     send(page, "Tell me about the history of tea")
     # The slow side has started (the worker reached its server) but has no token yet.
