@@ -81,7 +81,8 @@ def turn_regenerate(*, battle_id: uuid.UUID | str, client: ClientIdentity, side:
         message="You're regenerating too quickly; wait a minute and try again.",
     )
     turn = battle.turns.order_by("-index").first()
-    assert turn is not None  # regenerate_refusal says so when there is none
+    if turn is None:  # regenerate_refusal has said so already; this keeps the type checker honest
+        raise NotAllowed("Nothing to regenerate yet.")
     turn.attempt += 1
     turn.save(update_fields=["attempt"])
     if side is None:
