@@ -111,3 +111,10 @@ def test_the_rules_speak_of_the_reply_statuses_the_database_stores():
     from arena.models import Reply
 
     assert (rules.DONE, rules.FAILED) == (Reply.Status.DONE, Reply.Status.FAILED)
+
+
+@pytest.mark.parametrize(
+    "kind", ["unavailable", "overloaded", "incomplete", "timeout", "worker_lost", "no_worker", "internal", ""]
+)
+def test_other_failures_may_be_retried(kind):
+    assert failure_facts(kind) == {"failure_kind": kind, "retryable": True}

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from devserver import DevServerConfig, serve_in_thread
-from inference.backends import Delta, Finished, GenerationRequest, StopSequenceFilter
+from inference.backends import Delta, Finished, GenerationRequest
 from inference.failures import GenerationFailure
 from inference.tgi import TgiBackend, server_probe
 from tests.helpers import free_port
@@ -129,24 +129,6 @@ async def test_probe_reads_health_and_info(zephyr_url):
     assert down["healthy"] is False and down["error"]
 
 
-def test_stop_filter_holds_back_a_possible_stop_prefix():
-    f = StopSequenceFilter(["<|user|>"])
-    assert f.feed("Hello <|us") == "Hello "
-    assert f.feed("er|> more") == ""
-    assert f.stopped and f.emitted == "Hello "
-
-
-def test_stop_filter_releases_a_prefix_that_did_not_become_a_stop():
-    f = StopSequenceFilter(["###"])
-    assert f.feed("a #") == "a "
-    assert f.feed("#") == ""  # "##" could still become "###"
-    assert f.feed(" b") == "## b"
-    assert f.flush() == ""
-    g = StopSequenceFilter(["###"])
-    g.feed("end ##")
-    assert g.flush() == "##" and g.emitted == "end ##"
-
-
 def conversation_tokens(prompt: str) -> int:
     """The prompt's length as the dev server counts it (TGI would use the model's tokenizer)."""
     from devserver.text import count_input_tokens
@@ -214,12 +196,3 @@ def test_tgi_s_length_errors_become_sentences_for_people(error, expected):
     not_positive = ValidationError("Input validation error: `temperature` must be strictly positive")
     other = _failure_from_client_error(not_positive)
     assert other.kind == "validation" and "`temperature` must be strictly positive" in other.message
-
-
-@pytest.mark.parametrize(
-    "kind", ["unavailable", "overloaded", "incomplete", "timeout", "worker_lost", "no_worker", "internal", ""]
-)
-def test_other_failures_may_be_retried(kind):
-    from arena.rules import failure_facts
-
-    assert failure_facts(kind) == {"failure_kind": kind, "retryable": True}

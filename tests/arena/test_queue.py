@@ -1,0 +1,36 @@
+"""Work sent to Celery by task name (arena.queue): every name is a task the workers run."""
+
+import pytest
+from django.conf import settings
+
+from arena import queue
+from config.celery import app
+
+NAMES = [value for key, value in vars(queue).items() if key.isupper() and isinstance(value, str)]
+
+
+def test_every_name_sent_is_a_registered_task():
+    app.loader.import_default_modules()
+    assert len(NAMES) == 7 and set(NAMES) <= set(app.tasks)
+
+
+def test_the_beat_schedule_names_registered_tasks_only():
+    app.loader.import_default_modules()
+    assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} <= set(app.tasks)
+
+
+@pytest.mark.parametrize(
+    "send, args, name, kwargs, countdown",
+    [
+        (queue.reply_generate_queue, {"reply_id": 7}, queue.REPLY_GENERATE, {"reply_id": 7}, None),
+        (queue.models_probe_queue, {"model_ids": [1], "retries": 2, "countdown": 2.0}, queue.MODELS_PROBE,
+         {"model_ids": [1], "retries": 2}, 2.0),
+        (queue.leaderboard_refresh_queue, {"countdown": 0.05}, queue.LEADERBOARD_LIVE_REFRESH, {}, 0.05),
+        (queue.leaderboard_rebuild_queue, {}, queue.LEADERBOARD_REBUILD, {}, None),
+    ],
+)
+def test_each_sender_names_its_task_with_keyword_arguments(monkeypatch, send, args, name, kwargs, countdown):
+    sent = []
+    monkeypatch.setattr(app, "send_task", lambda *a, **kw: sent.append((a, kw)))
+    send(**args)
+    assert sent == [((name,), {"kwargs": kwargs, "countdown": countdown})]
