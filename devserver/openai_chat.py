@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from devserver import text
+from devserver.config import DevServerConfig
 from devserver.faults import MID_STREAM_FAULTS, fault_for_request
 from devserver.generation import plan_generation
 from devserver.openai_stream import OPENAI_MID_STREAM_FAULTS, single_reply, stream_reply
@@ -74,32 +75,39 @@ def chat_prompt(messages: object) -> str:
     return "".join(turns) + "<|assistant|>\n"
 
 
-def _option(body: Mapping, name: str, kind: type | tuple[type, ...]) -> object:
+def _number(body: Mapping, name: str) -> float | None:
     value = body.get(name)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
-        raise BadRequest(f"`{name}` has the wrong type")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise BadRequest(f"`{name}` must be a number")
     return value
 
 
-def sampling(config, body: Mapping, prompt: str) -> tuple[int, dict]:
+def _integer(body: Mapping, name: str) -> int | None:
+    value = body.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise BadRequest(f"`{name}` must be an integer")
+    return value
+
+
+def sampling(config: DevServerConfig, body: Mapping, prompt: str) -> tuple[int, dict]:
     """(max_tokens, params for plan_generation) from the body; raises BadRequest."""
-    temperature = _option(body, "temperature", (int, float))
-    if temperature is not None and not 0 <= temperature <= 2:  # type: ignore[operator]
+    temperature = _number(body, "temperature")
+    if temperature is not None and not 0 <= temperature <= 2:
         raise BadRequest("`temperature` must be between 0 and 2")
-    top_p = _option(body, "top_p", (int, float))
-    if top_p is not None and not 0 < top_p <= 1:  # type: ignore[operator]
+    top_p = _number(body, "top_p")
+    if top_p is not None and not 0 < top_p <= 1:
         raise BadRequest("`top_p` must be in (0, 1]")
-    seed = _option(body, "seed", int)
+    seed = _integer(body, "seed")
     stop = body.get("stop")
     stops = [stop] if isinstance(stop, str) else stop or []
     if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
         raise BadRequest("`stop` must be a string or a list of strings")
     if len(stops) > config.max_stop_sequences:
         raise BadRequest(f"`stop` supports up to {config.max_stop_sequences} sequences")
-    max_tokens = _option(body, "max_completion_tokens", int)
+    max_tokens = _integer(body, "max_completion_tokens")
     if max_tokens is None:
-        max_tokens = _option(body, "max_tokens", int)
-    if max_tokens is not None and max_tokens < 1:  # type: ignore[operator]
+        max_tokens = _integer(body, "max_tokens")
+    if max_tokens is not None and max_tokens < 1:
         raise BadRequest("`max_tokens` must be at least 1")
     prompt_tokens = text.count_input_tokens(prompt)
     if prompt_tokens > config.max_input_tokens:
@@ -108,13 +116,13 @@ def sampling(config, body: Mapping, prompt: str) -> tuple[int, dict]:
             f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the messages.")
     if max_tokens is None:
         max_tokens = min(max(config.max_total_tokens - prompt_tokens, 1), _DEFAULT_GENERATION_LENGTH)
-    wanted = prompt_tokens + max_tokens  # type: ignore[operator]
+    wanted = prompt_tokens + max_tokens
     if wanted > config.max_total_tokens:
         raise BadRequest(
             f"This model's maximum context length is {config.max_total_tokens} tokens. However, you "
             f"requested {wanted} tokens ({prompt_tokens} in the messages, {max_tokens} in the completion). "
             "Please reduce the length of the messages or completion.")
-    return int(max_tokens), {"seed": seed, "stop": stops}  # type: ignore[call-overload]
+    return max_tokens, {"seed": seed, "stop": stops}
 
 
 # --- the routes ------------------------------------------------------------------------------
