@@ -1,10 +1,20 @@
-"""A development stand-in for a text-generation-inference (TGI) model server.
+"""A development stand-in for a text-generation-inference (TGI) model server, also OpenAI-compatible.
 
 It speaks TGI's HTTP wire protocol closely enough for the `text_generation` client and our own
 backend: `POST /` (TGI's compat route, the one the client really uses), `POST /generate`,
 `POST /generate_stream` (server-sent events framed as `data:{json}\\n\\n`), `GET /info`,
 `GET /health` and `GET /metrics`. Replies are deterministic (see `devserver.text`) and are
 paced like a GPU would: `time_to_first_token`, then `tokens_per_second`.
+
+The same server also speaks OpenAI's chat-completions protocol as vLLM serves it (`openai_chat`):
+`POST /v1/chat/completions` (one `chat.completion`, or `data: {chunk}\\n\\n` events: a role chunk,
+one chunk per token, a final chunk with `finish_reason`, a usage chunk if
+`stream_options.include_usage`, then `data: [DONE]`; `: keep-alive` comments while a time to first
+token of 1 s or more runs) and `GET /v1/models`. Its chat template is Zephyr's, so a conversation
+gets the reply TGI's routes give for the same conversation as a Zephyr prompt. With
+`DevServerConfig(api_key=...)` (`--api-key`), `/v1/*` needs `Authorization: Bearer <key>` (401
+otherwise); an unknown `model` is a 404, a conversation past the context a 400 in vLLM's words.
+Pacing, concurrency slots, observer calls and counters are shared with TGI's routes.
 
 Like TGI, the server rejects work past `max_concurrent_requests` instead of queueing it: `/generate`
 answers HTTP 429, streaming routes answer HTTP 200 with a single overloaded error event.
@@ -20,6 +30,18 @@ Faults, for testing how clients cope (development only):
 - `drop`            after N tokens, abort the TCP connection
 - `http-500`        HTTP 500 with an HTML error page, like a proxy in front of a dead server
 - `unhealthy`       `/health` answers 503; generation keeps working
+
+On `/v1/chat/completions` the same modes mean: `overload` and `overload-http` an HTTP 429 with
+`Retry-After: 1` and an OpenAI error body; `error-mid-stream` after N tokens
+`data: {"error": {"message", "type": "InternalServerError", "code": 500}}` then `data: [DONE]`
+(vLLM; HTTP 500 when not streaming); `cut` after N tokens the end of the stream with no
+`finish_reason` chunk and no `[DONE]` (HTTP 500 when not streaming); `stall`, `drop`, `http-500` as
+above. Three modes only this route acts on (TGI's routes ignore them, and answer as if healthy):
+
+- `error-mid-stream-tgi` after N tokens, TGI's Messages API error `{"error": {"message",
+                    "http_status_code": 500}}` then `data: [DONE]` (HTTP 500 when not streaming)
+- `content-filter`  after N tokens, the final chunk's `finish_reason` is `content_filter`
+- `unauthorized`    HTTP 401 `invalid_api_key`, as for a wrong API key
 
 N is `fault_after_tokens`; if the reply is shorter, the fault fires before the final token, so it
 always shows. A fault set in the config or at runtime applies to generation requests (to `/health`
@@ -50,7 +72,8 @@ neither `arena` nor `inference` imports it.
 
 Modules: `config` (DevServerConfig, command-line options), `text` (the replies and their
 tokens), `faults` (the fault switch and prompt markers), `generation` (TGI's checks, what a reply
-is), `tgi` (TGI's routes and SSE framing), `state` (a running server's counters), `observer`
+is), `tgi` (TGI's routes and SSE framing), `openai_chat` (the OpenAI-compatible routes and their
+errors), `openai_stream` (chat completions, streamed or not), `state` (a running server's counters), `observer`
 (the stream hook), `app` (the aiohttp application, `run`, `serve_in_thread`).
 """
 

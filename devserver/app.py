@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from aiohttp import web
 
-from devserver import tgi
+from devserver import openai_chat, tgi
 from devserver.config import DevServerConfig
 from devserver.faults import FaultState, fault_state_from_body
 from devserver.state import OUTCOME, STATE, ServerState
@@ -63,6 +63,7 @@ def build_app(config: DevServerConfig) -> web.Application:
     fault = FaultState(config.fault, config.fault_after_tokens, config.fault_count if config.fault else None)
     app[STATE] = ServerState(config=config, fault=fault)
     tgi.add_routes(app)
+    openai_chat.add_routes(app)
     app.router.add_get("/__devserver__/fault", fault_get)
     app.router.add_post("/__devserver__/fault", fault_set)
     return app

@@ -10,6 +10,8 @@ from devserver.observer import StreamObserver
 
 FAULT_MODES = (
     "overload", "overload-http", "error-mid-stream", "cut", "stall", "drop", "http-500", "unhealthy",
+    # Only the OpenAI-compatible route (`/v1/chat/completions`) acts on these; TGI's routes ignore them.
+    "error-mid-stream-tgi", "content-filter", "unauthorized",
 )
 
 
@@ -26,6 +28,7 @@ class DevServerConfig:
     fault_after_tokens: int = 5
     fault_count: int | None = None
     stall_seconds: float = 3600
+    api_key: str | None = None  # when set, `/v1/*` needs `Authorization: Bearer <api_key>`
     observer: StreamObserver | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -46,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fault-after-tokens", type=int, default=5)
     parser.add_argument("--fault-count", type=int, default=None, help="default: the fault never ends")
     parser.add_argument("--stall-seconds", type=float, default=3600)
+    parser.add_argument("--api-key", default=None, help="required as a Bearer token on /v1/* (default: none)")
 
 
 def config_from_options(options: Mapping) -> DevServerConfig:
@@ -61,4 +65,5 @@ def config_from_options(options: Mapping) -> DevServerConfig:
         fault_after_tokens=options["fault_after_tokens"],
         fault_count=options["fault_count"],
         stall_seconds=options["stall_seconds"],
+        api_key=options.get("api_key"),
     )

@@ -19,3 +19,13 @@ def test_command_line_options_become_a_config():
     assert (config.model_id, config.time_to_first_token, config.tokens_per_second) == ("m", 0.5, 12)
     assert (config.max_concurrent_requests, config.fault, config.fault_after_tokens, config.fault_count) == (
         3, "cut", 2, 1)
+
+
+def test_api_key_option_is_optional():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert config_from_options(vars(parser.parse_args(["--model-id", "m"]))).api_key is None
+    keyed = config_from_options(vars(parser.parse_args(["--model-id", "m", "--api-key", "sk-dev"])))
+    assert keyed.api_key == "sk-dev"
