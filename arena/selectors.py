@@ -143,13 +143,14 @@ def battle_state_for_client(
         if status == Reply.Status.FAILED:
             state_turns[-1]["sides"][side].update(failure_facts(kind))
     last = state_turns[-1] if state_turns else None
-    last_sides = last["sides"] if last else {}
-    now = BattleNow(
-        voted=vote is not None,
-        turn_index=last["index"] if last else None,
-        sides={s: SideNow(side["status"], side.get("failure_kind", "")) for s, side in last_sides.items()},
-        max_turns=settings.ARENA_MAX_TURNS,
+    # The rows read above already hold what the rules need: no second query for the summary.
+    summary = RepliesSummary(
+        last_turn=(last["index"], last["attempt"]) if last else None,
+        sides={s: SideNow(side["status"], side.get("failure_kind", "")) for s, side in last["sides"].items()}
+        if last else {},
+        names_identity=False,  # not a rule's concern
     )
+    now = battle_now(battle, summary=summary, voted=vote is not None)
     controls = controls_closed() if vote is not None else battle_controls(now)
     state: dict[str, Any] = {
         "battle": str(battle.id), "turns": state_turns, "voted": vote is not None, "controls": controls,
