@@ -17,9 +17,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from arena import ratings
-from inference.chat_templates import PRESETS, TEMPLATE_CHOICES
+from arena.credentials import env_name_problem, headers_problems
+from inference.chat_templates import TEMPLATE_CHOICES
 from inference.failures import FailureKind
-from inference.parameters import parameters_problems
+from inference.protocols import Protocol, concurrency_from_info, model_parameters_problems
 
 
 def endpoint_url_validate(value: str) -> None:
@@ -34,16 +35,49 @@ def endpoint_url_validate(value: str) -> None:
 
 
 class ChatModel(models.Model):
-    """A model that can be drawn into battles, served by one TGI-compatible endpoint."""
+    """A model that can be drawn into battles, served by one TGI or OpenAI-compatible endpoint."""
 
     name = models.CharField(max_length=100, unique=True, help_text="Shown only after a vote.")
+    protocol = models.CharField(
+        max_length=16, choices=[(p.value, p.label) for p in Protocol], default=Protocol.TGI.value,
+        help_text="How the server is spoken to: TGI's native stream, or OpenAI's chat completions "
+        "(vLLM, SGLang, TGI's Messages API, Ollama, hosted APIs).",
+    )
     endpoint_url = models.CharField(
         max_length=500,
         blank=True,
         validators=[endpoint_url_validate],
-        help_text="Base URL of the TGI server, e.g. http://tgi-zephyr:80 (empty: rated only, e.g. imported).",
+        help_text="TGI: the server's base URL, e.g. http://tgi-zephyr:80. OpenAI: what a client takes as its "
+        "base URL, e.g. http://vllm:8000/v1 (empty: rated only, e.g. imported).",
     )
-    template = models.CharField(max_length=32, choices=TEMPLATE_CHOICES, default="zephyr")
+    served_model = models.CharField(
+        max_length=200, blank=True,
+        help_text="OpenAI protocol: the model name to request (vLLM's --served-model-name). Empty: this model's name.",
+    )
+    # By reference only: the value is read from the worker's environment or a secret file when a
+    # request is made, and never stored, shown or logged (arena.credentials).
+    api_key_env = models.CharField(
+        max_length=100, blank=True, verbose_name="API key variable",
+        help_text="Name of the environment variable holding the API key (e.g. OPENAI_API_KEY), never the key.",
+    )
+    api_key_file = models.CharField(
+        max_length=500, blank=True, verbose_name="API key file",
+        help_text="Or: absolute path of a secret file holding the API key (e.g. /run/secrets/openai_api_key).",
+    )
+    extra_headers = models.JSONField(
+        default=dict, blank=True,
+        help_text='Extra request headers, each by reference: {"OpenAI-Organization": "env:OPENAI_ORG"} '
+        'or "file:/run/secrets/..."; never a value.',
+    )
+    max_concurrent = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Requests in flight at once, across all workers; more wait their turn. "
+        "Empty: what TGI's /info reports (no limit for OpenAI-compatible servers).",
+    )
+    template = models.CharField(
+        max_length=32, choices=TEMPLATE_CHOICES, default="zephyr", blank=True,
+        help_text="TGI protocol only: the server applies its own chat template on the OpenAI protocol.",
+    )
     system_prompt = models.TextField(blank=True, help_text="Ignored by templates with no system role.")
     parameters = models.JSONField(
         default=dict,
@@ -77,19 +111,38 @@ class ChatModel(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def served_model_name(self) -> str:
+        return self.served_model or self.name
+
+    @property
+    def concurrency_limit(self) -> int | None:
+        """Requests in flight at once across all workers: the admin's, else the server's own."""
+        return self.max_concurrent or concurrency_from_info(self.protocol, self.server_info or {})
+
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
         if self.enabled and not self.endpoint_url:
             errors["endpoint_url"] = ["An enabled model needs an endpoint URL."]
-        preset = PRESETS.get(self.template)
-        problems = parameters_problems(
-            self.parameters, template_stops=preset.stop if preset else (), server_info=self.server_info
+        if self.protocol == Protocol.TGI and not self.template:
+            errors["template"] = ["A model served over TGI's protocol needs a chat template."]
+        if self.api_key_env and self.api_key_file:
+            errors["api_key_file"] = ["Give the API key by an environment variable or by a file, not both."]
+        if self.api_key_env and (problem := env_name_problem(self.api_key_env)):
+            errors["api_key_env"] = [problem]
+        if self.api_key_file and not self.api_key_file.startswith("/"):
+            errors["api_key_file"] = ["The secret file's path must be absolute."]
+        if self.extra_headers is None:  # the admin's empty field
+            self.extra_headers = {}
+        if problems := headers_problems(self.extra_headers):
+            errors["extra_headers"] = problems
+        problems = model_parameters_problems(
+            self.protocol, self.parameters, template=self.template, server_info=self.server_info
         )
         if problems:
             errors["parameters"] = problems
         if errors:
             raise ValidationError(errors)
-
 
 
 class Battle(models.Model):
@@ -161,7 +214,8 @@ class Reply(models.Model):
     stream_id = models.UUIDField(null=True, blank=True, editable=False)
     text = models.TextField(blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)
-    token_count = models.PositiveIntegerField(default=0)
+    token_count = models.PositiveIntegerField(default=0, help_text="Completion tokens.")
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="As the server reported it.")
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     names_identity = models.BooleanField(default=False, help_text="The text names a model or vendor.")

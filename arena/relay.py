@@ -32,6 +32,7 @@ Command = tuple[Any, ...]
 class RelayOutcome:
     text: str = ""
     token_count: int = 0
+    prompt_tokens: int | None = None
     finish_reason: str = ""
     ttft_ms: int | None = None
     duration_ms: int | None = None
@@ -201,6 +202,7 @@ class _Relay:
                     self.wake.set()
                 elif isinstance(event, Finished):
                     self.outcome.token_count = event.token_count
+                    self.outcome.prompt_tokens = event.prompt_tokens
                     self.outcome.finish_reason = event.finish_reason
                     self.outcome.text = event.text
         except GenerationFailure as failure:

@@ -26,7 +26,7 @@ from arena.live import live_text
 from arena.relay import RedisBatch, RelayOutcome, RelayTarget, relay_stream
 from arena.services import GenerationJob
 from inference.failures import FailureKind, GenerationFailure
-from inference.tgi import TgiBackend
+from inference.protocols import backend_for
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def _layer_on_live_redis() -> bool:
 async def _relay(job: GenerationJob, batch: RedisBatch) -> RelayOutcome:
     started: ReplyStarted = {**job.ref, "type": "reply.started"}
     return await relay_stream(
-        TgiBackend(),
+        backend_for(job.protocol),
         job.request,
         RelayTarget(keys=job.keys, group=job.group, ref=job.ref),
         redis=batch,
@@ -88,6 +88,8 @@ async def _relay(job: GenerationJob, batch: RedisBatch) -> RelayOutcome:
 def reply_stream(job: GenerationJob) -> RelayOutcome:
     """Stream a claimed reply to its battle on the process's loop and wait for the outcome; never
     raises (a broken stream is a failed reply, ended now rather than at the sweep)."""
+    if job.failure is not None:
+        return RelayOutcome(failure=job.failure)
     timeout = job.request.timeout_seconds + job.request.stall_seconds + STREAM_GRACE_SECONDS
     batch = _REDIS.batch()
     try:

@@ -23,8 +23,10 @@ from arena.selectors import models_to_probe
 from arena.services.counting import LIVE_REFRESH_PENDING
 from arena.services.registry import NEW_MODEL_PROBE_INTERVAL_SECONDS
 from arena.streams import reply_stream
+from inference.failures import FailureKind
 
 MAX_TRANSIENT_RETRIES = 3
+RETRY_CEILING_SECONDS = 10
 BOOTSTRAP_PENDING = "leaderboard:bootstrap-pending"
 
 # A worker process runs a thread per stream (hundreds), but a stream needs the database only to
@@ -52,13 +54,18 @@ def reply_generate(self: Task, reply_id: int) -> str:
             quiet_retry = failure is not None and failure.retryable and not outcome.text
             if quiet_retry and self.request.retries < (self.max_retries or 0):
                 services.reply_requeue(reply_id=reply_id)
-                raise self.retry(countdown=min(2 ** self.request.retries, 10))
+                # A server's Retry-After (429) is honoured, up to the backoff's ceiling.
+                backoff = max(2 ** self.request.retries, failure.retry_after or 0) if failure else 1
+                raise self.retry(countdown=min(backoff, RETRY_CEILING_SECONDS))
             if failure is not None and failure.kind.about_server:
                 services.model_failure_record(model_id=job.model_id, error=failure.message)
+            if failure is not None and failure.kind is FailureKind.MISCONFIGURED and job.failure is None:
+                services.model_misconfigured(model_id=job.model_id, error=failure.message)
             services.reply_finish(
                 reply_id=reply_id,
                 text=outcome.text,
                 token_count=outcome.token_count,
+                prompt_tokens=outcome.prompt_tokens,
                 finish_reason=outcome.finish_reason,
                 ttft_ms=outcome.ttft_ms,
                 duration_ms=outcome.duration_ms,

@@ -1,15 +1,17 @@
 """Model backends: stream one conversation from a model server as text deltas.
 
 `Backend.stream()` yields `Delta`s, then exactly one `Finished`; anything else ends in a
-`GenerationFailure` (inference.failures) carrying a message fit to show the user. The TGI
-implementation is `inference.tgi.TgiBackend`.
+`GenerationFailure` (inference.failures) carrying a message fit to show the user. The
+implementations are `inference.tgi.TgiBackend` (TGI's `/generate_stream`) and
+`inference.openai_chat.OpenAIChatBackend` (OpenAI-compatible `/v1/chat/completions`);
+`inference.protocols` picks one by a model's protocol.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from inference.chat_templates import ChatMessage
 
@@ -17,12 +19,16 @@ from inference.chat_templates import ChatMessage
 @dataclass(frozen=True)
 class GenerationRequest:
     endpoint_url: str
-    template: str
+    template: str  # TGI only: the server applies its own chat template on the OpenAI protocol
     messages: list[ChatMessage]
     parameters: dict[str, Any] = field(default_factory=dict)
     timeout_seconds: float = 180.0
     # No token for this long means the server stalled, whatever the total budget left.
     stall_seconds: float = 30.0
+    served_model: str = ""  # OpenAI protocol: the `model` to ask for
+    # Resolved from their references by whoever builds the request; never printed.
+    api_key: str = field(default="", repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -33,8 +39,15 @@ class Delta:
 @dataclass(frozen=True)
 class Finished:
     text: str
-    token_count: int
+    token_count: int  # completion tokens: the server's count when it gives one, else the chunks'
     finish_reason: str
+    prompt_tokens: int | None = None  # when the server reports usage
+
+
+class ProbeResult(TypedDict):
+    healthy: bool
+    info: dict[str, Any]  # what the server said of itself: TGI's /info, or the model's /v1/models entry
+    error: str
 
 
 class Backend(Protocol):

@@ -52,13 +52,17 @@ class GenerationFailure(Exception):
     """A generation that did not finish. `kind` is machine-readable; `message` is for people.
 
     `retryable`: transient, so the caller may quietly try again before anything was shown.
+    `retry_after`: seconds the server asked us to wait first (HTTP `Retry-After`), if it said.
     """
 
-    def __init__(self, kind: FailureKind, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self, kind: FailureKind, message: str, *, retryable: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.retryable = retryable
+        self.retry_after = retry_after
 
     @property
     def permanent(self) -> bool:

@@ -1,9 +1,13 @@
-"""The generation parameters a model may set, and their checks.
+"""The generation parameters a model may set, and their checks, per protocol.
 
 `TgiBackend` passes these to the text_generation client's `generate_stream()` (`stop` goes as
 `stop_sequences`, merged with the chat template's own). Each is checked as the client's
 `Parameters` validators and TGI's router check it, so a bad value is refused when the model is
 saved (admin, `add_model`, `models_sync`) instead of failing every generation afterwards.
+
+On the OpenAI protocol the same names are used (so a model keeps its settings whichever way it is
+served) and `OpenAIChatBackend` renames them to the API's (`max_new_tokens` -> `max_tokens`);
+parameters only TGI has are refused there.
 """
 
 from __future__ import annotations
@@ -67,6 +71,65 @@ PARAMETERS: dict[str, tuple[str, Callable[[object], bool]]] = {
 
 # What `generate_stream()` takes as keyword arguments (stop sequences are passed separately).
 CLIENT_KEYWORDS = frozenset(PARAMETERS) - {"stop"}
+
+# OpenAI protocol: arena name -> the request's field; OpenAI's own ranges (temperature up to 2,
+# penalties in [-2, 2], at most 4 stop sequences).
+OPENAI_REQUEST_NAMES = {
+    "max_new_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p", "stop": "stop",
+    "seed": "seed", "frequency_penalty": "frequency_penalty", "presence_penalty": "presence_penalty",
+}
+# Not in OpenAI's API but read from the body by vLLM, SGLang and TGI's Messages API.
+OPENAI_EXTRA_BODY = frozenset({"top_k", "repetition_penalty"})
+OPENAI_MAX_STOP_SEQUENCES = 4
+# The templates' reply length (inference.chat_templates), so replies are cut alike on either protocol.
+OPENAI_DEFAULTS: dict[str, Any] = {"max_new_tokens": 256}
+
+
+def _penalty(value: object) -> bool:
+    return _is_number(value) and -2 <= value <= 2
+
+
+OPENAI_PARAMETERS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "frequency_penalty": ("a number from -2 to 2", _penalty),
+    "max_new_tokens": PARAMETERS["max_new_tokens"],
+    "presence_penalty": ("a number from -2 to 2", _penalty),
+    "repetition_penalty": PARAMETERS["repetition_penalty"],
+    "seed": PARAMETERS["seed"],
+    "stop": PARAMETERS["stop"],
+    "temperature": ("a number from 0 to 2", lambda v: _is_number(v) and 0 <= v <= 2),
+    "top_k": PARAMETERS["top_k"],
+    "top_p": ("a number > 0 and <= 1", lambda v: _is_number(v) and 0 < v <= 1),
+}
+
+
+def openai_parameters_problems(parameters: object, *, server_info: dict[str, Any] | None = None) -> list[str]:
+    """`parameters_problems` for a model served over the OpenAI protocol. `server_info`: its
+    `/v1/models` entry, whose `max_model_len` (vLLM) bounds `max_new_tokens`."""
+    if not isinstance(parameters, dict):
+        return ['Parameters must be a JSON object, e.g. {"temperature": 0.7, "max_new_tokens": 512}.']
+    problems: list[str] = []
+    for name, value in parameters.items():
+        if name not in OPENAI_PARAMETERS:
+            only_tgi = " (TGI's only)" if name in PARAMETERS else ""
+            allowed = ", ".join(OPENAI_PARAMETERS)
+            problems.append(f"“{name}” is not a parameter of the OpenAI protocol{only_tgi}; allowed: {allowed}.")
+            continue
+        expected, check = OPENAI_PARAMETERS[name]
+        if not check(value):
+            problems.append(f"{name} must be {expected} (got {_shown(value)}).")
+    stop = parameters.get("stop")
+    if isinstance(stop, list) and len(stop) > OPENAI_MAX_STOP_SEQUENCES:
+        problems.append(
+            f"stop: the OpenAI protocol takes at most {OPENAI_MAX_STOP_SEQUENCES} stop sequences (got {len(stop)})."
+        )
+    context = (server_info or {}).get("max_model_len")
+    max_new = parameters.get("max_new_tokens")
+    if _positive_int(max_new) and _is_int(context) and max_new >= context:
+        problems.append(
+            f"max_new_tokens must be less than the server's context length ({context}), which also counts the prompt "
+            f"(got {max_new})."
+        )
+    return problems
 
 
 def parameters_problems(

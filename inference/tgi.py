@@ -14,7 +14,7 @@ import json
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, TypedDict
+from typing import Any
 
 import aiohttp
 import text_generation
@@ -22,7 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 from text_generation import errors as tgi_errors
 from text_generation.types import StreamResponse
 
-from inference.backends import Delta, Finished, GenerationRequest, StopSequenceFilter
+from inference.backends import Delta, Finished, GenerationRequest, ProbeResult, StopSequenceFilter
 from inference.chat_templates import parameters_effective, prompt_render
 from inference.failures import FailureKind, GenerationFailure
 from inference.parameters import CLIENT_KEYWORDS
@@ -166,12 +166,6 @@ async def _token_events(
                 await aclose()
 
 
-class ProbeResult(TypedDict):
-    healthy: bool
-    info: dict[str, Any]  # the server's /info answer
-    error: str
-
-
 async def server_probe(endpoint_url: str, timeout: float = 5.0) -> ProbeResult:
     """`/health` and `/info` of a TGI server."""
     base = endpoint_url.rstrip("/")
@@ -191,8 +185,3 @@ async def server_probe(endpoint_url: str, timeout: float = 5.0) -> ProbeResult:
         result["healthy"] = False
         result["error"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return result
-
-
-async def servers_probe(endpoint_urls: list[str], timeout: float = 5.0) -> list[ProbeResult]:
-    """`server_probe` for several servers at once, in the given order."""
-    return list(await asyncio.gather(*(server_probe(url, timeout) for url in endpoint_urls)))

@@ -17,6 +17,7 @@ from arena.services.registry import (
     HealthVerdict,
     model_failure_record,
     model_health_record,
+    model_misconfigured,
     model_server_changed,
     models_probe_now,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "leaderboard_rebuild_schedule",
     "leaderboard_refresh_schedule",
     "model_failure_record",
+    "model_misconfigured",
     "model_health_record",
     "model_server_changed",
     "models_probe_now",

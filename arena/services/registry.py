@@ -12,11 +12,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from arena import queue
+from arena.credentials import CredentialMissing, api_key_read, headers_read
 from arena.live import counters_incr, live_redis, model_failures_key
 from arena.models import ChatModel
-from inference.chat_templates import PRESETS
-from inference.parameters import parameters_problems
-from inference.tgi import ProbeResult, servers_probe
+from inference.backends import ProbeResult
+from inference.protocols import ProbeTarget, model_parameters_problems, targets_probe
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +65,9 @@ def model_health_record(
     if healthy and info:
         # The admin can only check limits it knows: a new model is saved before its server's /info
         # is, so a max_new_tokens beyond the server's total would otherwise slip through.
-        row = model.values_list("parameters", "template").first()
+        row = model.values_list("parameters", "template", "protocol").first()
         if row is not None:
-            preset = PRESETS.get(row[1])
-            problems = parameters_problems(row[0], template_stops=preset.stop if preset else (), server_info=info)
+            problems = model_parameters_problems(row[2], row[0], template=row[1], server_info=info)
             if problems:
                 healthy, error = False, "Its parameters don't fit this server: " + " ".join(problems)
     failures = int(live_redis().get(model_failures_key(model_id)) or 0)
@@ -81,10 +80,39 @@ def model_health_record(
     return HealthVerdict(healthy=healthy, error=error)
 
 
+def model_credentials(model: ChatModel) -> tuple[str, dict[str, str]]:
+    """The model's API key ("" for none) and extra headers, read from their references now;
+    CredentialMissing names whichever reference gives nothing."""
+    return (
+        api_key_read(env=model.api_key_env, file=model.api_key_file),
+        headers_read(dict(model.extra_headers or {})),
+    )
+
+
+def _probe_target(model: ChatModel) -> ProbeTarget | ProbeResult:
+    try:
+        api_key, headers = model_credentials(model)
+    except CredentialMissing as exc:
+        return {"healthy": False, "info": {}, "error": str(exc)}
+    return ProbeTarget(
+        protocol=model.protocol, url=model.endpoint_url, served_model=model.served_model_name, api_key=api_key,
+        headers=headers,
+    )
+
+
+def _probe_all(models: list[ChatModel]) -> list[ProbeResult]:
+    """Each model's probe result; a model whose credentials are missing is not asked at all."""
+    prepared = [_probe_target(m) for m in models]
+    targets = [p for p in prepared if isinstance(p, ProbeTarget)]
+    answers = iter(asyncio.run(targets_probe(targets)) if targets else [])
+    return [next(answers) if isinstance(p, ProbeTarget) else p for p in prepared]
+
+
 def models_probe_now(models: list[ChatModel]) -> list[tuple[ChatModel, ProbeResult, HealthVerdict]]:
-    """Probe the models' servers (/health and /info, concurrently) and store each verdict; for each
-    model, the server's answer and what was stored (the admin's Probe action shows both)."""
-    results = asyncio.run(servers_probe([m.endpoint_url for m in models]))
+    """Probe the models' servers (TGI's /health and /info, or /v1/models, concurrently) and store
+    each verdict; for each model, the server's answer and what was stored (the admin's Probe action
+    shows both)."""
+    results = _probe_all(models)
     return [
         (
             model,
@@ -96,6 +124,15 @@ def models_probe_now(models: list[ChatModel]) -> list[tuple[ChatModel, ProbeResu
         )
         for model, result in zip(models, results, strict=True)
     ]
+
+
+def model_misconfigured(*, model_id: int, error: str) -> None:
+    """A generation failed in a way only an admin can fix (a refused API key, an unknown model
+    name): out of the draw at once, with the reason in the admin. A probe that succeeds (after the
+    fix) brings it back."""
+    ChatModel.objects.filter(id=model_id).update(
+        healthy=False, last_error=error[:2000], health_checked_at=timezone.now()
+    )
 
 
 def model_server_changed(*, model_id: int) -> None:

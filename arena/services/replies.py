@@ -12,15 +12,17 @@ from django.db.models import F
 from django.utils import timezone
 
 from arena import events
+from arena.credentials import CredentialMissing
 from arena.live import StreamKeys, live_redis, live_text, stream_keys
 from arena.models import Battle, Reply, Turn
 from arena.publish import group_publish
 from arena.rules import battle_controls, failure_facts
 from arena.selectors import battle_now
+from arena.services.registry import model_credentials, model_misconfigured
 from arena.text import text_names_identity, text_storable
 from inference.backends import GenerationRequest
 from inference.chat_templates import ChatMessage
-from inference.failures import FailureKind
+from inference.failures import FailureKind, GenerationFailure
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,10 @@ class GenerationJob:
     group: str
     ref: events.ReplyRef
     stream_id: uuid.UUID  # this claim's: names the live text and heartbeat in Redis
+    protocol: str = "tgi"
+    concurrency_limit: int | None = None  # requests in flight at once for this model, across workers
+    # Known before any request: e.g. the model's API key variable is unset. The reply fails at once.
+    failure: GenerationFailure | None = None
 
     @property
     def keys(self) -> StreamKeys:
@@ -49,6 +55,16 @@ def reply_claim(*, reply_id: int) -> GenerationJob | None:
         return None
     reply = Reply.objects.select_related("turn__battle", "model").get(id=reply_id)
     turn, model = reply.turn, reply.model
+    failure = None
+    try:
+        api_key, headers = model_credentials(model)
+    except CredentialMissing as exc:
+        api_key, headers = "", {}
+        failure = GenerationFailure(
+            FailureKind.MISCONFIGURED,
+            "This model is not set up correctly; an admin has been told. Start a new battle to meet other models.",
+        )
+        model_misconfigured(model_id=model.id, error=str(exc))
     request = GenerationRequest(
         endpoint_url=model.endpoint_url,
         template=model.template,
@@ -56,11 +72,14 @@ def reply_claim(*, reply_id: int) -> GenerationJob | None:
         parameters=dict(model.parameters or {}),
         timeout_seconds=float(model.timeout_seconds),
         stall_seconds=settings.ARENA_STALL_SECONDS,
+        served_model=model.served_model_name,
+        api_key=api_key,
+        headers=headers,
     )
     ref = events.reply_ref(battle_id=turn.battle_id, turn_index=turn.index, attempt=reply.attempt, side=reply.side)
     return GenerationJob(
         reply_id=reply.id, model_id=model.id, request=request, group=events.battle_group(turn.battle_id), ref=ref,
-        stream_id=stream_id,
+        stream_id=stream_id, protocol=model.protocol, concurrency_limit=model.concurrency_limit, failure=failure,
     )
 
 
@@ -95,6 +114,7 @@ def reply_finish(
     reply_id: int,
     text: str,
     token_count: int = 0,
+    prompt_tokens: int | None = None,
     finish_reason: str = "",
     ttft_ms: int | None = None,
     duration_ms: int | None = None,
@@ -118,6 +138,7 @@ def reply_finish(
             status=status,
             text=text,
             token_count=token_count,
+            prompt_tokens=prompt_tokens,
             finish_reason=finish_reason,
             ttft_ms=ttft_ms,
             duration_ms=duration_ms,

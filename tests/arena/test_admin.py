@@ -132,7 +132,8 @@ def test_the_probe_action_shows_model_id_limits_and_health(client):
 def test_the_admin_shows_each_bad_parameter_on_the_field_and_saves_nothing(client):
     client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
     response = client.post("/admin/arena/chatmodel/add/", {
-        "name": "m", "endpoint_url": "http://tgi:80", "template": "zephyr", "system_prompt": "",
+        "name": "m", "protocol": "tgi", "endpoint_url": "http://tgi:80", "template": "zephyr", "system_prompt": "",
+        "extra_headers": "{}",
         "parameters": '{"temperature": -1, "bogus": 3}', "weight": "1", "enabled": "on", "timeout_seconds": "180",
     })
     assert response.status_code == 200  # the form again, with its errors
@@ -148,8 +149,8 @@ def test_a_model_added_in_the_admin_is_out_of_the_draw_until_its_probe_succeeds(
     from arena.selectors import models_drawable
 
     client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
-    form = {"template": "zephyr", "system_prompt": "", "parameters": "{}", "weight": "1", "enabled": "on",
-            "timeout_seconds": "180"}
+    form = {"protocol": "tgi", "template": "zephyr", "system_prompt": "", "parameters": "{}", "extra_headers": "{}",
+            "weight": "1", "enabled": "on", "timeout_seconds": "180"}
     with serve_in_thread(DevServerConfig(model_id="new-model", time_to_first_token=0)) as url:
         with django_capture_on_commit_callbacks() as callbacks:
             response = client.post(

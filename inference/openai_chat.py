@@ -1,0 +1,284 @@
+"""The OpenAI-compatible backend: `/v1/chat/completions`, streamed, through the `openai` package.
+
+vLLM, SGLang, TGI's Messages API, Ollama, llama.cpp's server and hosted APIs all speak it. The
+server applies the model's chat template, so a request carries the messages as they are. Usage
+comes from the chunk `stream_options.include_usage` asks for (counted from the chunks where a
+server sends none). The client's own retries are off: the generation task owns retries, quietly
+and only before anything was shown, honouring a server's `Retry-After`. Every error becomes one
+sentence for people with the API key taken out of it; the key and headers never reach a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, cast
+
+import openai
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from pydantic import ValidationError as PydanticValidationError
+
+from inference.backends import Delta, Finished, GenerationRequest, ProbeResult
+from inference.failures import FailureKind, GenerationFailure
+from inference.parameters import OPENAI_DEFAULTS, OPENAI_EXTRA_BODY, OPENAI_REQUEST_NAMES
+
+# Servers with no key (vLLM or Ollama without --api-key) ignore it; the client needs a string, and
+# an explicit one keeps it from falling back to a key in the process's OPENAI_API_KEY.
+NO_API_KEY = "none"
+
+# vLLM's and OpenAI's context-length errors (400, code context_length_exceeded), e.g. "This model's
+# maximum context length is 4096 tokens. However, you requested 6002 tokens (5746 in the messages,
+# 256 in the completion)." or "... However, your messages resulted in 5000 tokens."
+_CONTEXT_WITH_REPLY = re.compile(
+    r"maximum context length is (\d+) tokens\. However, you requested \d+ tokens \((\d+) in the messages, "
+    r"(\d+) in the completion\)"
+)
+_CONTEXT_INPUT = re.compile(r"maximum context length is (\d+) tokens\. However, your messages resulted in (\d+) tokens")
+
+
+class _Clients:
+    """One `AsyncOpenAI` per event loop and server: a client is bound to the loop it first ran on
+    (its connection pool is), and reusing one keeps connections open between replies."""
+
+    def __init__(self) -> None:
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], openai.AsyncOpenAI]]
+        self._by_loop = weakref.WeakKeyDictionary()
+
+    def get(self, request: GenerationRequest) -> openai.AsyncOpenAI:
+        clients = self._by_loop.setdefault(asyncio.get_running_loop(), {})
+        key = (request.endpoint_url, request.api_key, tuple(sorted(request.headers.items())))
+        client = clients.get(key)
+        if client is None:
+            client = clients[key] = client_make(request.endpoint_url, request.api_key, request.headers)
+        return client
+
+
+_CLIENTS = _Clients()
+
+
+def client_make(base_url: str, api_key: str, headers: Mapping[str, str], timeout: float = 600.0) -> openai.AsyncOpenAI:
+    # The stall and total timeouts are ours (per chunk, per reply); the client's bounds a request.
+    return openai.AsyncOpenAI(
+        base_url=base_url, api_key=api_key or NO_API_KEY, default_headers=dict(headers) or None,
+        max_retries=0, timeout=timeout,
+    )
+
+
+def request_options(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """`create()` keywords from a model's parameters (the arena's names: max_new_tokens, stop...);
+    the ones OpenAI's API doesn't define (top_k, repetition_penalty) go in the body as vLLM,
+    SGLang and TGI read them."""
+    params = {**OPENAI_DEFAULTS, **parameters}
+    options: dict[str, Any] = {OPENAI_REQUEST_NAMES[k]: v for k, v in params.items() if k in OPENAI_REQUEST_NAMES}
+    extra = {k: v for k, v in params.items() if k in OPENAI_EXTRA_BODY}
+    if extra:
+        options["extra_body"] = extra
+    return options
+
+
+def _redacted(text: str, request: GenerationRequest) -> str:
+    for secret in (request.api_key, *request.headers.values()):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _too_long_failure(message: str) -> GenerationFailure | None:
+    if match := _CONTEXT_WITH_REPLY.search(message):
+        limit, given, reply = (int(g) for g in match.groups())
+        return GenerationFailure(
+            FailureKind.TOO_LONG,
+            f"This conversation is too long for this model ({given:,} tokens; it accepts {max(limit - reply, 0):,}, "
+            f"keeping room for a {reply:,}-token reply). Start a new battle with a shorter prompt.",
+        )
+    if match := _CONTEXT_INPUT.search(message):
+        limit, given = (int(g) for g in match.groups())
+        return GenerationFailure(
+            FailureKind.TOO_LONG,
+            f"This conversation is too long for this model ({given:,} tokens; it accepts {limit:,}). "
+            "Start a new battle with a shorter prompt.",
+        )
+    return None
+
+
+def _retry_after(error: openai.APIStatusError) -> float | None:
+    raw = error.response.headers.get("retry-after")
+    try:
+        seconds = float(raw) if raw is not None else None
+    except ValueError:
+        return None  # an HTTP date: rare from model servers; our own backoff applies
+    return seconds if seconds is not None and 0 <= seconds <= 600 else None
+
+
+def _error_message(error: openai.APIError) -> str:
+    body = error.body
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+    return error.message
+
+
+def _status_failure(error: openai.APIStatusError, request: GenerationRequest) -> GenerationFailure:
+    """The failure an HTTP error answer means (the request was refused before any text)."""
+    status = error.status_code
+    message = _redacted(_error_message(error), request)
+    if status in (401, 403):
+        return GenerationFailure(
+            FailureKind.MISCONFIGURED,
+            f"The model server refused this model's API key (HTTP {status}); an admin must fix its key.",
+        )
+    if status == 404:
+        return GenerationFailure(
+            FailureKind.MISCONFIGURED,
+            f"The model server has no model “{request.served_model}” at this address (HTTP 404); "
+            "an admin must fix the model's base URL or served model name.",
+        )
+    if status == 429:
+        return GenerationFailure(
+            FailureKind.OVERLOADED, "The model server is overloaded; try again shortly.", retryable=True,
+            retry_after=_retry_after(error),
+        )
+    if status in (400, 413, 422):
+        too_long = _too_long_failure(message)
+        if too_long is None and error.code == "context_length_exceeded":
+            too_long = GenerationFailure(
+                FailureKind.TOO_LONG,
+                "This conversation is too long for this model. Start a new battle with a shorter prompt.",
+            )
+        return too_long or GenerationFailure(
+            FailureKind.VALIDATION, f"The model server rejected the request: {message}"
+        )
+    return GenerationFailure(FailureKind.UNAVAILABLE, f"The model server answered HTTP {status}.", retryable=True)
+
+
+def _stream_error_failure(error: openai.APIError, request: GenerationRequest) -> GenerationFailure:
+    """An `{"error": ...}` event inside an HTTP 200 stream: vLLM's `code` or TGI's `http_status_code`."""
+    body = error.body if isinstance(error.body, Mapping) else {}
+    code = body.get("http_status_code", body.get("code"))
+    message = _redacted(_error_message(error), request)
+    if code in (429, "429"):
+        return GenerationFailure(FailureKind.OVERLOADED, "The model server is overloaded; try again shortly.",
+                                 retryable=True)
+    if code in (400, 413, 422, "400", "413", "422"):
+        return _too_long_failure(message) or GenerationFailure(
+            FailureKind.VALIDATION, f"The model server rejected the request: {message}")
+    return GenerationFailure(FailureKind.GENERATION, f"The model failed while generating: {message}")
+
+
+def failure_from_client_error(exc: Exception, request: GenerationRequest, *, streaming: bool) -> GenerationFailure:
+    """The failure a client error means; `streaming`: the answer had begun. Unknown errors are re-raised."""
+    if isinstance(exc, openai.APIStatusError):
+        return _status_failure(exc, request)
+    if isinstance(exc, openai.APITimeoutError):
+        return GenerationFailure(FailureKind.TIMEOUT, "The model took too long to answer.")
+    if isinstance(exc, openai.APIConnectionError):
+        if streaming:
+            return GenerationFailure(FailureKind.DISCONNECTED, "The connection to the model server was lost mid-reply.")
+        return GenerationFailure(FailureKind.UNAVAILABLE, "The model server can't be reached.", retryable=True)
+    if isinstance(exc, openai.APIResponseValidationError | PydanticValidationError | ValueError):
+        # ValueError: a chunk that isn't JSON (json.JSONDecodeError), e.g. a proxy's error page.
+        return GenerationFailure(FailureKind.PROTOCOL, "Unexpected answer from the model server.")
+    if isinstance(exc, openai.APIError):
+        return _stream_error_failure(exc, request)
+    raise exc
+
+
+class OpenAIChatBackend:
+    """Streams a chat completion from any server speaking OpenAI's chat-completions protocol."""
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta | Finished]:
+        client = _CLIENTS.get(request)
+        deadline = time.monotonic() + request.timeout_seconds
+        text: list[str] = []
+        chunks = 0
+        finish_reason: str | None = None
+        usage: Any = None
+        began = False
+        try:
+            stream = await _within(request, deadline, client.chat.completions.create(
+                model=request.served_model, messages=cast("list[ChatCompletionMessageParam]", request.messages),
+                stream=True, stream_options={"include_usage": True}, **request_options(request.parameters),
+            ))
+            began = True
+            # Closing the stream, however this ends, closes its connection: the server stops generating.
+            async with stream:
+                iterator = stream.__aiter__()
+                while True:
+                    try:
+                        chunk: ChatCompletionChunk = await _within(request, deadline, iterator.__anext__())
+                    except StopAsyncIteration:
+                        break
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    if not chunk.choices:  # the usage chunk
+                        continue
+                    choice = chunk.choices[0]
+                    if content := choice.delta.content:
+                        chunks += 1
+                        text.append(content)
+                        yield Delta(content)
+                    if choice.finish_reason is not None:
+                        finish_reason = choice.finish_reason
+        except GenerationFailure:
+            raise
+        except Exception as exc:  # mapped to a typed failure, or re-raised when unknown
+            raise failure_from_client_error(exc, request, streaming=began) from exc
+        if finish_reason is None:
+            raise GenerationFailure(FailureKind.INCOMPLETE, "The model server ended the reply before finishing it.")
+        completion = getattr(usage, "completion_tokens", None)
+        prompt = getattr(usage, "prompt_tokens", None)
+        yield Finished(
+            "".join(text), completion if isinstance(completion, int) else chunks, finish_reason,
+            prompt_tokens=prompt if isinstance(prompt, int) else None,
+        )
+
+
+async def _within(request: GenerationRequest, deadline: float, step: Any) -> Any:
+    """Await one step of the answer within the stall limit and the reply's total timeout."""
+    wait = min(request.stall_seconds, max(deadline - time.monotonic(), 0.001))
+    try:
+        return await asyncio.wait_for(step, timeout=wait)
+    except TimeoutError as exc:
+        if time.monotonic() >= deadline:
+            raise GenerationFailure(FailureKind.TIMEOUT, "The model took too long to answer.") from exc
+        raise GenerationFailure(
+            FailureKind.STALLED, f"The model server stopped sending for {request.stall_seconds:g} s."
+        ) from exc
+
+
+async def openai_probe(
+    base_url: str, served_model: str, *, api_key: str = "", headers: Mapping[str, str] | None = None,
+    timeout: float = 5.0,
+) -> ProbeResult:
+    """`GET {base_url}/models`: does the server answer, accept the key, and serve `served_model`?
+    Costs no generation tokens, so it is safe on a hosted API."""
+    result: ProbeResult = {"healthy": False, "info": {}, "error": ""}
+    secrets = [s for s in (api_key, *(headers or {}).values()) if s]
+    try:
+        async with client_make(base_url, api_key, headers or {}, timeout=timeout) as client:
+            page = await client.models.list()
+    except openai.APIStatusError as exc:
+        result["error"] = (
+            f"/models answered HTTP {exc.status_code}: the API key was refused"
+            if exc.status_code in (401, 403) else f"/models answered HTTP {exc.status_code}"
+        )
+        return result
+    except (openai.APIError, PydanticValidationError, ValueError) as exc:
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        for secret in secrets:
+            error = error.replace(secret, "***")
+        result["error"] = error
+        return result
+    served = {model.id: model for model in page.data}
+    entry = served.get(served_model)
+    if entry is None:
+        names = ", ".join(sorted(served)[:10]) or "none"
+        result["error"] = f"The server doesn't serve a model named “{served_model}” (it serves: {names})"
+        return result
+    result["healthy"] = True
+    result["info"] = {"protocol": "openai", **entry.model_dump(exclude_none=True)}
+    return result
