@@ -7,6 +7,7 @@ import hashlib
 import importlib.metadata
 import json
 import re
+import secrets
 import subprocess
 import sys
 import tomllib
@@ -22,6 +23,7 @@ from inference.chat_templates import PRESETS
 from .stack import (
     APP_SERVICES,
     COMPOSE,
+    ENV_EXAMPLE,
     ROOT,
     SCHEMA,
     command_argv,
@@ -35,7 +37,14 @@ from .stack import (
 )
 
 TGI_IMAGE = "ghcr.io/huggingface/text-generation-inference"
-SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN")
+VLLM_IMAGE = "vllm/vllm-openai"
+VLLM_PROFILE = "vllm"
+# Services that call model servers, and so get the hosted models' API keys (and nothing else does).
+KEYED_SERVICES = ("web", "worker")
+MODEL_KEYS = ("OPENAI_API_KEY",)
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|API_KEY")
+# Variables Compose itself reads from .env (not the file's interpolation).
+COMPOSE_OWN_VARIABLES = {"COMPOSE_PROFILES"}
 REFERENCE_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(?:(?::?[-?])[^}]*)?\}$")
 
 
@@ -61,6 +70,15 @@ def services(compose) -> dict:
 
 def tgi_services(services: dict) -> dict:
     return {name: s for name, s in services.items() if s.get("image", "").startswith(TGI_IMAGE + ":")}
+
+
+def profiled(services: dict, profile: str) -> set[str]:
+    return {name for name, s in services.items() if profile in (s.get("profiles") or [])}
+
+
+def enabled(services: dict, profiles: tuple[str, ...] = ()) -> set[str]:
+    """The services `docker compose up` starts with these profiles active."""
+    return {name for name, s in services.items() if not s.get("profiles") or set(s["profiles"]) & set(profiles)}
 
 
 def schema_errors(schema: dict, document: dict) -> list[str]:
@@ -238,15 +256,16 @@ def test_each_tgi_service_reserves_its_gpu_and_is_configured_for_serving(service
         assert 0 < max_input < max_total, name
 
 
-def test_the_two_model_servers_get_different_gpus_by_default(services):
+def test_the_model_servers_get_different_gpus_by_default(services):
+    gpu_servers = [*tgi_services(services), "vllm"]
     ids = [
         tuple(d["device_ids"])
-        for tgi in tgi_services(services).values()
-        for d in tgi["deploy"]["resources"]["reservations"]["devices"]
+        for name in gpu_servers
+        for d in services[name]["deploy"]["resources"]["reservations"]["devices"]
     ]
-    assert len(set(ids)) == len(ids), ids
+    assert len(ids) == 3 and len(set(ids)) == len(ids), ids
     raw = compose_raw()["services"]
-    for name in tgi_services(services):
+    for name in gpu_servers:
         (device,) = raw[name]["deploy"]["resources"]["reservations"]["devices"]
         assert all(i.startswith("${") for i in device["device_ids"]), f"{name}: GPU id overridable from .env"
 
@@ -278,6 +297,211 @@ def test_arena_models_register_the_tgi_services(services):
     assert served == set(tgi_services(services)), "every GPU server is drawn into battles"
 
 
+# --- The vLLM server (profile `vllm`) --------------------------------------------------------
+
+
+def _flag(argv: list[str], name: str) -> str | None:
+    at = argv.index(name) + 1 if name in argv else len(argv)
+    return argv[at] if at < len(argv) else None
+
+
+def _gigabytes(size: object) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmg]?)b?", str(size or "0").lower())
+    assert match, f"not a size: {size!r}"
+    return float(match[1]) * {"": 1e-9, "k": 1e-6, "m": 1e-3, "g": 1}[match[2]]
+
+
+def _depends(service: dict) -> set[str]:
+    depends = service.get("depends_on") or {}
+    return set(depends)
+
+
+def vllm_problems(compose: dict, env: dict[str, str]) -> list[str]:
+    """What is wrong with the vLLM server and its registration in a resolved compose file."""
+    services = compose["services"]
+    if "vllm" not in services or "vllm-register" not in services:
+        return ["the vllm and vllm-register services are missing"]
+    return [*_profile_problems(services), *_vllm_server_problems(services["vllm"], env),
+            *_registration_problems(services, env)]
+
+
+def _profile_problems(services: dict) -> list[str]:
+    problems = [
+        f"{name}: must be in the {VLLM_PROFILE!r} profile, so a plain `up` needs no third GPU"
+        for name in ("vllm", "vllm-register") if services[name].get("profiles") != [VLLM_PROFILE]
+    ]
+    for profiles in ((), (VLLM_PROFILE,)):
+        active = enabled(services, profiles)
+        problems.extend(
+            f"{name} depends on {', '.join(sorted(missing))}, not started with profiles {profiles}"
+            for name in sorted(active) if (missing := _depends(services[name]) - active)
+        )
+    return problems
+
+
+def _vllm_server_problems(vllm: dict, env: dict[str, str]) -> list[str]:
+    problems = []
+    repository, _, tag = str(vllm.get("image", "")).rpartition(":")
+    if repository != VLLM_IMAGE or not re.fullmatch(r"v\d+\.\d+\.\d+", tag):
+        problems.append(f"image: pin a released {VLLM_IMAGE} tag (vX.Y.Z), not {vllm.get('image')!r}")
+    devices = (((vllm.get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get("devices") or []
+    if not any(
+        d.get("driver") == "nvidia" and "gpu" in (d.get("capabilities") or []) and len(d.get("device_ids") or []) == 1
+        for d in devices
+    ):
+        problems.append("deploy: reserve one NVIDIA GPU by its device id")
+    argv = command_argv(vllm.get("command") or [])
+    model = _flag(argv, "--model")
+    if not model or model.count("/") != 1:
+        problems.append(f"command: --model must name a Hugging Face model (org/name), got {model!r}")
+    port = int(_flag(argv, "--port") or 8000)
+    health = vllm.get("healthcheck") or {}
+    test = health.get("test") or []
+    if test[:2] != ["CMD", "curl"] or test[-1] != f"http://localhost:{port}/health":
+        problems.append(f"healthcheck: must GET vLLM's /health on port {port}, not {test!r}")
+    if duration_seconds(health.get("start_period", "0s")) < 600:
+        problems.append("healthcheck: start_period must allow minutes for the weights to download")
+    if vllm.get("ipc") != "host" and _gigabytes(vllm.get("shm_size")) < 1:
+        problems.append("shm_size: PyTorch needs more shared memory than Docker's 64 MB (or ipc: host)")
+    if container_env(vllm, env).get("HF_TOKEN") != env.get("HF_TOKEN"):
+        problems.append("environment: HF_TOKEN must come from .env, for a gated model")
+    if not any(str(v).endswith(":/root/.cache/huggingface") for v in vllm.get("volumes") or []):
+        problems.append("volumes: keep the Hugging Face cache (the weights) in a volume")
+    return problems
+
+
+def _registration_problems(services: dict, env: dict[str, str]) -> list[str]:
+    """vllm-register's one ARENA_MODELS entry must be the server's model, at its address."""
+    register, argv = services["vllm-register"], command_argv(services["vllm"].get("command") or [])
+    problems = []
+    register_argv = " ".join(command_argv(register.get("command") or []))
+    if "manage.py models_sync" not in register_argv:
+        problems.append(f"vllm-register: must run manage.py models_sync, not {register_argv!r}")
+    condition = ((register.get("depends_on") or {}).get("migrate") or {}).get("condition")
+    if condition != "service_completed_successfully":
+        problems.append("vllm-register: must wait for migrate to have succeeded (the schema must exist)")
+    plain = entries_parse(container_env(services["migrate"], env)["ARENA_MODELS"], "migrate ARENA_MODELS")
+    if any(urlsplit(e["endpoint_url"]).hostname in profiled(services, VLLM_PROFILE) for e in plain):
+        problems.append("migrate: its ARENA_MODELS must not list vLLM's model: a plain `up` has no vLLM server")
+    entries = entries_parse(container_env(register, env).get("ARENA_MODELS", "[]"), "vllm-register ARENA_MODELS")
+    if len(entries) != 1:
+        return [*problems, f"vllm-register: ARENA_MODELS must list vLLM's one model, not {len(entries)}"]
+    (entry,) = entries
+    url, port = urlsplit(entry["endpoint_url"]), int(_flag(argv, "--port") or 8000)
+    if entry.get("protocol") != "openai":
+        problems.append(f"entry: protocol must be openai, not {entry.get('protocol')!r}")
+    if (url.scheme, url.hostname, url.port, url.path) != ("http", "vllm", port, "/v1"):
+        problems.append(f"entry: url must be http://vllm:{port}/v1 (the OpenAI client's base URL), not {url.geturl()}")
+    served = _flag(argv, "--served-model-name")
+    if not served or entry.get("served_model") != served:
+        problems.append(f"entry: served_model {entry.get('served_model')!r} must be --served-model-name {served!r}")
+    max_num_seqs = _flag(argv, "--max-num-seqs")
+    if max_num_seqs is not None and entry.get("max_concurrent") != int(max_num_seqs):
+        problems.append(f"entry: max_concurrent {entry.get('max_concurrent')!r} must be --max-num-seqs {max_num_seqs}")
+    return problems
+
+
+def test_the_vllm_server_and_its_registration_are_complete(compose, env):
+    assert vllm_problems(compose, env) == []
+    assert enabled(compose["services"]) >= {"web", "worker", "beat", "migrate", *tgi_services(compose["services"])}
+    assert profiled(compose["services"], VLLM_PROFILE) == {"vllm", "vllm-register"}
+
+
+def test_the_served_name_and_the_gpu_follow_env(env):
+    custom = {
+        **env, "VLLM_MODEL": "meta-llama/Llama-3.1-8B-Instruct", "VLLM_SERVED_MODEL_NAME": "llama-3.1-8b-instruct",
+        "VLLM_GPU": "3",
+    }
+    compose = compose_resolved(custom)
+    assert vllm_problems(compose, custom) == []
+    vllm, register = compose["services"]["vllm"], compose["services"]["vllm-register"]
+    argv = command_argv(vllm["command"])
+    assert _flag(argv, "--model") == "meta-llama/Llama-3.1-8B-Instruct"
+    (entry,) = entries_parse(container_env(register, custom)["ARENA_MODELS"], "ARENA_MODELS")
+    assert entry["name"] == entry["served_model"] == "llama-3.1-8b-instruct"
+    assert vllm["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == ["3"]
+
+
+def _set(path: str, value):
+    def mutate(compose: dict) -> None:
+        *parents, last = path.split(".")
+        node = compose["services"]
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value(node.get(last)) if callable(value) else value
+    return mutate
+
+
+def _argv_set(flag: str, new: str):
+    def replace(argv):
+        argv = list(argv)
+        argv[argv.index(flag) + 1] = new
+        return argv
+    return _set("vllm.command", replace)
+
+
+def _entry_set(**changes):
+    def replace(models: str):
+        return json.dumps([{**e, **changes} for e in json.loads(models)])
+    return _set("vllm-register.environment.ARENA_MODELS", replace)
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (_set("vllm.image", "vllm/vllm-openai:latest"), "image: pin a released"),
+        (_set("vllm.image", "vllm/vllm-openai"), "image: pin a released"),
+        (_set("vllm.profiles", None), "vllm: must be in the 'vllm' profile"),
+        (_set("vllm-register.profiles", None), "vllm-register: must be in the 'vllm' profile"),
+        (_set("web.depends_on", lambda d: {**d, "vllm": {"condition": "service_healthy"}}), "web depends on vllm"),
+        (_set("vllm.deploy", None), "deploy: reserve one NVIDIA GPU"),
+        (_argv_set("--model", "Qwen2.5-7B-Instruct"), "--model must name a Hugging Face model"),
+        (_set("vllm.healthcheck", lambda h: {**h, "test": ["CMD", "curl", "-fsS", "http://localhost:80/health"]}),
+         "healthcheck: must GET vLLM's /health on port 8000"),
+        (_set("vllm.healthcheck", lambda h: {**h, "start_period": "30s"}), "start_period must allow minutes"),
+        (_set("vllm.shm_size", None), "shm_size:"),
+        (_set("vllm.environment", lambda e: {k: v for k, v in e.items() if k != "HF_TOKEN"}), "HF_TOKEN"),
+        (_set("vllm.volumes", None), "volumes:"),
+        (_set("vllm-register.depends_on", None), "must wait for migrate"),
+        (_set("vllm-register.command", ["python", "manage.py", "migrate"]), "must run manage.py models_sync"),
+        (_argv_set("--served-model-name", "qwen"), "served_model 'qwen2.5-7b-instruct' must be --served-model-name"),
+        (_argv_set("--max-num-seqs", "256"), "max_concurrent 128 must be --max-num-seqs 256"),
+        (_entry_set(url="http://vllm:8000"), "entry: url must be http://vllm:8000/v1"),
+        (_entry_set(url="http://tgi-zephyr:8000/v1"), "entry: url must be"),
+        (_entry_set(protocol="tgi", template="chatml"), "entry: protocol must be openai"),
+        (_set("migrate.environment.ARENA_MODELS", lambda m: json.dumps(
+            [*json.loads(m), {"name": "q", "url": "http://vllm:8000/v1", "protocol": "openai"}])),
+         "migrate: its ARENA_MODELS must not list vLLM's model"),
+    ],
+)
+def test_each_vllm_check_can_fail(compose, env, mutate, expected):
+    broken = copy.deepcopy(compose)
+    mutate(broken)
+    problems = vllm_problems(broken, env)
+    assert any(expected in p for p in problems), problems
+
+
+def test_hosted_api_keys_reach_web_and_worker_by_name_only(env):
+    keyed = {**env, **{name: "sk-" + secrets.token_urlsafe(32) for name in MODEL_KEYS}}
+    raw = compose_raw()["services"]
+    for name, service in compose_resolved(keyed)["services"].items():
+        got = container_env(service, keyed)
+        for key in MODEL_KEYS:
+            if name in KEYED_SERVICES:
+                assert got.get(key) == keyed[key], f"{name} makes model requests: it needs {key}"
+                assert raw[name]["environment"][key] is None, f"{name}.{key} is passed through from .env, never set"
+            else:
+                assert key not in got, f"{name} calls no model server: it must not get {key}"
+    # Without the key in .env, the containers get no such variable (not an empty one).
+    keyless = {k: v for k, v in env.items() if k not in MODEL_KEYS}
+    for name in KEYED_SERVICES:
+        assert not set(MODEL_KEYS) & set(container_env(raw[name], keyless))
+    assert not re.search(r"sk-[A-Za-z0-9_-]{16,}", compose_text()), "an API key is written in the file"
+
+
 # --- Pins and secrets -----------------------------------------------------------------------
 
 
@@ -289,7 +513,7 @@ def test_every_image_is_pinned(services):
         repository, _, tag = image.rpartition(":")
         assert repository and "/" not in tag, f"{name}: {image!r} has no tag"
         assert tag != "latest" and not tag.startswith("latest"), f"{name}: {image!r}"
-        assert re.match(r"\d+\.\d+", tag), f"{name}: {image!r} is not pinned to a version"
+        assert re.match(r"v?\d+\.\d+", tag), f"{name}: {image!r} is not pinned to a version"
         if "build" in service:
             assert tag == version, f"{name}: the app image is tagged with the project version {version}"
 
@@ -344,7 +568,7 @@ def test_env_example_documents_every_variable_the_compose_file_reads():
 
 def test_env_example_has_no_unused_variable_and_no_secret():
     values, commented = env_example()
-    used = variables_referenced(compose_text()) | _passthrough_names()
+    used = variables_referenced(compose_text()) | _passthrough_names() | COMPOSE_OWN_VARIABLES
     assert (set(values) | commented) - used == set(), "docker-compose.yml never reads these"
     for name, value in values.items():
         if SECRET_NAME.search(name):
@@ -363,3 +587,12 @@ def test_every_setting_read_from_the_environment_reaches_the_app_containers():
         "config/settings.py reads these but the containers never get them: add `NAME:` to x-app-env "
         "in docker-compose.yml and document NAME in .env.example"
     )
+
+
+def test_env_example_enables_only_profiles_the_compose_file_has():
+    lines = re.findall(r"^#?\s*COMPOSE_PROFILES=(.*)$", ENV_EXAMPLE.read_text(), re.MULTILINE)
+    assert lines, "document COMPOSE_PROFILES (how to enable the vllm profile)"
+    profiles = {p for s in compose_raw()["services"].values() for p in s.get("profiles") or []}
+    assert VLLM_PROFILE in profiles
+    for value in lines:
+        assert set(value.split(",")) <= profiles, value

@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 from arena import services
 from arena.models import ChatModel
 
-from .stack import ROOT, compose_raw, container_env
+from .stack import ROOT, compose_raw, compose_resolved, container_env
 
 ZEPHYR = {"name": "zephyr-7b-beta", "url": "http://tgi-zephyr:80", "template": "zephyr"}
 MISTRAL = {
@@ -222,6 +222,29 @@ def test_the_compose_files_models_register_and_are_drawable(monkeypatch):
     assert {m.name for m in models_drawable()} >= set(models)
     # The migrate container runs it at every start: the second start changes nothing.
     assert "0 added, 0 updated, 2 unchanged" in sync(monkeypatch, text)
+
+
+@pytest.mark.django_db
+def test_the_vllm_profile_adds_its_model_beside_the_others(monkeypatch):
+    from arena.selectors import models_drawable
+
+    compose = compose_resolved()["services"]
+    sync(monkeypatch, container_env(compose["migrate"], {})["ARENA_MODELS"])
+    tgi_before = snapshot()
+    vllm_models = container_env(compose["vllm-register"], {})["ARENA_MODELS"]
+    out = sync(monkeypatch, vllm_models)
+    assert "1 added, 0 updated, 0 unchanged; 2 other model(s) left as they are" in out
+    assert [m for m in snapshot() if m["protocol"] == "tgi"] == tgi_before
+    model = ChatModel.objects.get(protocol="openai")
+    argv = compose["vllm"]["command"]
+    assert model.name == model.served_model == argv[argv.index("--served-model-name") + 1]
+    assert model.endpoint_url == "http://vllm:8000/v1"
+    assert model.max_concurrent == int(argv[argv.index("--max-num-seqs") + 1])
+    assert model.api_key_env == model.api_key_file == "" and model.extra_headers == {}
+    model.full_clean()
+    services.model_health_record(model_id=model.id, healthy=True, endpoint_url=model.endpoint_url)
+    assert model.name in {m.name for m in models_drawable()}
+    assert "0 added, 0 updated, 1 unchanged" in sync(monkeypatch, vllm_models)
 
 
 def test_a_bad_list_fails_the_process_with_the_message(tmp_path):
