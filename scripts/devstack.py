@@ -1,8 +1,9 @@
 """`make run`: check services, migrate, register the development models, then run everything.
 
-Starts the TGI-compatible development servers, a Celery worker, the beat scheduler and the ASGI
-web server in the foreground; Ctrl-C stops them all. Point DATABASE_URL / REDIS_URL elsewhere to
-use other services; set ARENA_DEV_MODELS=0 to skip the development model servers.
+Starts the development model servers (three over TGI's protocol, one over OpenAI's), a Celery
+worker, the beat scheduler and the ASGI web server in the foreground; Ctrl-C stops them all. Point
+DATABASE_URL / REDIS_URL elsewhere to use other services; set ARENA_DEV_MODELS=0 to skip the
+development model servers.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ DEV_MODELS = [
     ("mistral-7b-instruct", 8082, "mistral-instruct"),
     ("openhermes-2.5-mistral-7b", 8083, "chatml"),
 ]
+# name, port: served over OpenAI's protocol (the development server's /v1 routes, which apply the chat
+# template themselves), so that battles mix protocols. Its server wants an API key, which the model
+# names by reference: the variable below, set for every process started here.
+DEV_OPENAI_MODELS = [
+    ("llama-2-13b-chat", 8084),
+]
+DEV_API_KEY_ENV = "ARENA_DEV_API_KEY"
+DEV_API_KEY = "dev-key-not-a-secret"  # default of ARENA_DEV_API_KEY; the servers listen on loopback only
 
 
 def preflight() -> None:
@@ -57,21 +66,48 @@ def manage(*args: str) -> None:
     subprocess.run([PY, "manage.py", *args], cwd=ROOT, check=True)
 
 
+def model_registrations() -> list[list[str]]:
+    """The `manage.py` arguments registering each development model (left alone if it exists)."""
+    tgi = [
+        ["add_model", name, f"http://127.0.0.1:{port}", "--template", template, "--keep-existing"]
+        for name, port, template in DEV_MODELS
+    ]
+    openai = [
+        ["add_model", name, f"http://127.0.0.1:{port}/v1", "--protocol", "openai", "--served-model", name,
+         "--api-key-env", DEV_API_KEY_ENV, "--keep-existing"]
+        for name, port in DEV_OPENAI_MODELS
+    ]
+    return tgi + openai
+
+
+def model_server_command(name: str, port: int, *, api_key: str | None = None) -> list[str]:
+    command = [PY, "-m", "devserver", "--port", str(port), "--model-id", name]
+    return [*command, "--api-key", api_key] if api_key else command
+
+
+def model_servers(api_key: str) -> dict[str, list[str]]:
+    """Each development model's server, by the name the supervisor reports it under."""
+    servers = {f"model server {name} (:{port})": model_server_command(name, port) for name, port, _ in DEV_MODELS}
+    for name, port in DEV_OPENAI_MODELS:
+        servers[f"model server {name} (:{port}, OpenAI protocol)"] = model_server_command(name, port, api_key=api_key)
+    return servers
+
+
 def main() -> None:
     preflight()
     manage("migrate", "--no-input")
     use_dev_models = os.environ.get("ARENA_DEV_MODELS", "1") != "0"
     if use_dev_models:
+        # The web server and the worker read the key through the model's reference to this variable.
+        os.environ[DEV_API_KEY_ENV] = os.environ.get(DEV_API_KEY_ENV) or DEV_API_KEY
         # A new model joins battles once its server answers the probe add_model queues; the probe
         # is retried for a few seconds, so the servers started below are found as they come up.
-        for name, port, template in DEV_MODELS:
-            manage("add_model", name, f"http://127.0.0.1:{port}", "--template", template, "--keep-existing")
+        for args in model_registrations():
+            manage(*args)
     port = os.environ.get("PORT", "8000")
     commands: dict[str, list[str]] = {}
     if use_dev_models:
-        for name, dev_port, _ in DEV_MODELS:
-            commands[f"model server {name} (:{dev_port})"] = [
-                PY, "-m", "devserver", "--port", str(dev_port), "--model-id", name]
+        commands.update(model_servers(os.environ[DEV_API_KEY_ENV]))
     commands["Celery worker"] = [PY, "-m", "celery", "-A", "config", "worker", "--pool", "threads",
                                  "--concurrency", "64", "--loglevel", "info", "--without-gossip", "--without-mingle"]
     commands["Celery beat"] = [PY, "-m", "celery", "-A", "config", "beat", "--loglevel", "warning",

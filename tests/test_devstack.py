@@ -1,11 +1,13 @@
-"""`make run` explains a missing service instead of failing obscurely."""
+"""`make run`: explains a missing service instead of failing obscurely, keeps its processes running, and
+registers development models over both protocols."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from tests.helpers import free_port
+from tests.helpers import free_port, port_open, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,3 +70,69 @@ def test_a_command_that_keeps_exiting_stops_everything(tmp_path):
     assert "broken exited with 3; starting it again in 0.4 s." in result.stderr  # backing off
     assert "broken exited with 3 3 times in a minute; stopping the rest." in result.stderr
     assert alive.read_text() == "x"  # the healthy command was never restarted
+
+
+def _devstack():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import devstack
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return devstack
+
+
+def test_the_development_models_mix_protocols_and_register_with_add_models_options():
+    from arena.management.commands.add_model import Command
+
+    devstack = _devstack()
+    parser = Command().create_parser("manage.py", "add_model")
+    registered = {}
+    for args in devstack.model_registrations():
+        assert args[0] == "add_model" and "--keep-existing" in args, args
+        options = parser.parse_args(args[1:])  # a CommandError for an option add_model doesn't take
+        registered[options.name] = options
+    assert {o.protocol for o in registered.values()} == {"tgi", "openai"}, "local battles mix both protocols"
+    servers = devstack.model_servers("k")
+    assert len(servers) == len(registered)
+    ports = set()
+    for options in registered.values():
+        url = urlsplit(options.url)
+        assert url.hostname == "127.0.0.1"
+        ports.add(url.port)
+        (command,) = [c for c in servers.values() if c[c.index("--port") + 1] == str(url.port)]
+        assert command[command.index("--model-id") + 1] == options.name
+        if options.protocol == "openai":
+            assert url.path == "/v1", "an OpenAI client's base URL"
+            assert options.served_model == options.name
+            assert options.api_key_env == devstack.DEV_API_KEY_ENV and not options.template
+            assert command[command.index("--api-key") + 1] == "k"
+        else:
+            assert url.path == "" and options.template and "--api-key" not in command
+    assert len(ports) == len(registered), "one port per model server"
+
+
+def test_the_openai_development_server_answers_the_probe_with_the_key_it_references(monkeypatch):
+    import asyncio
+
+    from arena.credentials import api_key_read
+    from inference.openai_chat import openai_probe
+
+    devstack = _devstack()
+    name, _ = devstack.DEV_OPENAI_MODELS[0]
+    port = free_port()
+    monkeypatch.setenv(devstack.DEV_API_KEY_ENV, devstack.DEV_API_KEY)
+    proc = subprocess.Popen(
+        devstack.model_server_command(name, port, api_key=devstack.DEV_API_KEY), cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: port_open(port), 30, "the development model server")
+        base_url = f"http://127.0.0.1:{port}/v1"
+        key = api_key_read(env=devstack.DEV_API_KEY_ENV, file="")
+        healthy = asyncio.run(openai_probe(base_url, name, api_key=key))
+        assert healthy["healthy"] and healthy["info"]["id"] == name, healthy
+        refused = asyncio.run(openai_probe(base_url, name, api_key="wrong"))
+        assert not refused["healthy"] and "API key was refused" in refused["error"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
