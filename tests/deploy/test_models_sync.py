@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from io import StringIO
@@ -13,6 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from arena import services
+from arena.management.commands.models_sync import entries_parse
 from arena.models import ChatModel
 
 from .stack import ROOT, compose_raw, compose_resolved, container_env
@@ -278,3 +281,39 @@ def test_a_new_model_or_a_new_server_is_probed_before_it_is_drawn(monkeypatch, d
     assert queued == [{"model_ids": [ids["mistral-7b-instruct-v0.2"]], "retries": NEW_MODEL_PROBE_RETRIES}]
     healthy = dict(ChatModel.objects.values_list("name", "healthy"))
     assert healthy == {"zephyr-7b-beta": True, "mistral-7b-instruct-v0.2": False}
+
+
+def _readme_blocks(language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", (ROOT / "README.md").read_text(), re.MULTILINE | re.DOTALL)
+
+
+def test_the_readmes_arena_models_examples_are_valid_entries():
+    blocks = _readme_blocks("json")
+    openai = 0
+    for block in blocks:
+        data = json.loads(block)
+        entries = entries_parse(json.dumps(data if isinstance(data, list) else [data]), "README")
+        openai += sum(e.get("protocol") == "openai" for e in entries)
+        for entry in entries:
+            assert not {"api_key", "key"} & set(entry), "keys are given by reference only"
+    assert openai >= 3, "the README shows OpenAI-protocol entries (vLLM, a hosted API)"
+
+
+def test_the_readmes_add_model_commands_parse():
+    from arena.management.commands.add_model import Command
+
+    commands = [
+        shlex.split(line.split("manage.py", 1)[1])
+        for block in _readme_blocks("sh")
+        for line in block.replace("\\\n", " ").splitlines()
+        if "manage.py add_model" in line
+    ]
+    parser = Command().create_parser("manage.py", "add_model")
+    protocols = set()
+    for argv in commands:
+        assert argv[0] == "add_model"
+        options = parser.parse_args(argv[1:])
+        protocols.add(options.protocol)
+        if options.protocol == "openai":
+            assert options.url.endswith("/v1"), "an OpenAI client's base URL"
+    assert protocols == {"tgi", "openai"}
