@@ -125,7 +125,7 @@ def test_one_invalid_entry_changes_nothing_and_says_which_and_why(monkeypatch):
         ({**ZEPHYR, "name": "m", "parameters": [1]}, "('m'): parameters: must be an object"),
         ({**ZEPHYR, "name": "m", "parameters": {"stop": "###"}}, "('m'): parameters: 'stop' must be a list of strings"),
         ({**ZEPHYR, "name": "m", "system_prompt": None}, "('m'): system_prompt: must be a string"),
-        ({**ZEPHYR, "name": "m", "endpoint": "http://h:80"}, "('m'): unknown field(s) endpoint; allowed: name, url"),
+        ({**ZEPHYR, "name": "m", "endpoint": "http://h:80"}, "('m'): unknown field(s) endpoint; allowed: name, protocol, url"),
         ({**ZEPHYR, "name": " "}, "ARENA_MODELS[1]: name: must be a non-empty string"),
         ({**ZEPHYR, "name": "x" * 101}, "name: must be at most 100 characters"),
         (ZEPHYR, "ARENA_MODELS[1] ('zephyr-7b-beta'): name: 'zephyr-7b-beta' is already used by ARENA_MODELS[0]"),
