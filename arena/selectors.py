@@ -127,7 +127,8 @@ def battle_state_for_client(
     )
     state_turns: list[dict[str, Any]] = []
     for (
-        stream_id, index, attempt, prompt, side, status, text, reason, kind, tokens, finish_reason, ttft_ms, duration_ms,
+        stream_id, index, attempt, prompt, side, status, text, reason, kind, tokens, finish_reason, ttft_ms,
+        duration_ms,
     ) in rows:
         if not state_turns or state_turns[-1]["index"] != index:
             state_turns.append({"index": index, "attempt": attempt, "prompt": prompt, "sides": {}})

@@ -16,7 +16,7 @@ from arena.credentials import CredentialMissing, api_key_read, headers_read
 from arena.live import counters_incr, live_redis, model_failures_key, probe_due_key
 from arena.models import ChatModel
 from inference.backends import ProbeResult
-from inference.protocols import Protocol, ProbeTarget, model_parameters_problems, targets_probe
+from inference.protocols import ProbeTarget, Protocol, model_parameters_problems, targets_probe
 
 log = logging.getLogger(__name__)
 
