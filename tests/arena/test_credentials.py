@@ -43,7 +43,8 @@ def test_reading_gives_the_value_or_names_what_is_missing(monkeypatch, tmp_path)
     assert api_key_read(env="", file="") == ""  # no key: a server without one
 
     monkeypatch.delenv("ARENA_TEST_KEY")
-    with pytest.raises(CredentialMissing, match="Its API key is missing: environment variable ARENA_TEST_KEY is not set"):
+    missing = "Its API key is missing: environment variable ARENA_TEST_KEY is not set"
+    with pytest.raises(CredentialMissing, match=missing):
         api_key_read(env="ARENA_TEST_KEY", file="")
     with pytest.raises(CredentialMissing, match=r"secret file .*/absent can't be read"):
         reference_read(f"file:{tmp_path / 'absent'}")
