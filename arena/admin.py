@@ -3,6 +3,7 @@ from django.contrib.admin.utils import flatten
 
 from arena import services
 from arena.models import Battle, ChatModel, Reply, Turn, Vote
+from inference.protocols import Protocol
 
 # Messages name models inside quotes, never first: the admin shows every message with its first
 # letter capitalised, and model names are case-sensitive identifiers ("mistral-7b-instruct").
@@ -12,26 +13,42 @@ from arena.models import Battle, ChatModel, Reply, Turn, Vote
 class ChatModelAdmin(admin.ModelAdmin):
     # Health first: on a laptop-width screen the long URL column would push it out of view.
     list_display = (
-        "name", "healthy", "last_error_short", "enabled", "weight", "template", "endpoint_url", "health_checked_at",
+        "name", "healthy", "last_error_short", "enabled", "weight", "protocol", "template", "endpoint_url",
+        "health_checked_at",
     )
-    list_filter = ("enabled", "healthy", "template")
+    list_filter = ("enabled", "healthy", "protocol", "template")
     list_editable = ("weight", "enabled")
     search_fields = ("name", "endpoint_url")
     # Health comes from the probes, the online Elo from counting votes.
     readonly_fields = ("healthy", "health_checked_at", "last_error", "server_info", "elo_online", "created_at")
     actions = ["probe"]
+    fieldsets = (
+        (None, {"fields": ("name", "enabled", "weight")}),
+        ("Server", {"fields": ("protocol", "endpoint_url", "served_model", "max_concurrent", "timeout_seconds")}),
+        ("Credentials, by reference only", {
+            "fields": ("api_key_env", "api_key_file", "extra_headers"),
+            "description": "Name where the secret lives (an environment variable of the web and worker "
+            "processes, or a secret file); the arena reads it when it calls the server and never stores it.",
+        }),
+        ("Generation", {"fields": ("template", "system_prompt", "parameters")}),
+        ("Health", {
+            "fields": ("healthy", "health_checked_at", "last_error", "server_info", "elo_online", "created_at"),
+        }),
+    )
 
     @admin.display(description="Last error")
     def last_error_short(self, obj: ChatModel) -> str:
         return obj.last_error[:80]
 
-    def get_fields(self, request, obj=None):
-        fields = super().get_fields(request, obj)
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
         # Adding: the read-only fields would only show defaults (e.g. healthy before any probe).
-        return fields if obj is not None else [f for f in fields if f not in self.readonly_fields]
+        return fieldsets if obj is not None else fieldsets[:-1]
 
     def save_model(self, request, obj: ChatModel, form, change: bool) -> None:
-        server_changed = not change or "endpoint_url" in form.changed_data
+        # Compared with the stored row: the form reports JSON fields as changed when they are not.
+        stored = ChatModel.objects.filter(pk=obj.pk).values(*ChatModel.SERVER_FIELDS).first() if change else None
+        server_changed = stored is None or any(stored[f] != getattr(obj, f) for f in ChatModel.SERVER_FIELDS)
         super().save_model(request, obj, form, change)
         if server_changed and obj.endpoint_url:
             services.model_server_changed(model_id=obj.id)
@@ -41,13 +58,19 @@ class ChatModelAdmin(admin.ModelAdmin):
                 messages.INFO,
             )
 
-    @admin.action(description="Probe the selected models (/health and /info)")
+    @admin.action(description="Probe the selected models (TGI's /health and /info, or /v1/models)")
     def probe(self, request, queryset) -> None:
         # Reported as stored, not as the server answered: /health may be fine while recent
         # failures or parameters that don't fit the server keep the model out.
         for model, result, verdict in services.models_probe_now(list(queryset)):
             info = result["info"]
-            if verdict.healthy:
+            if verdict.healthy and model.protocol == Protocol.OPENAI:
+                context = f", context length {info['max_model_len']}" if "max_model_len" in info else ""
+                self.message_user(
+                    request, f"“{model.name}” is healthy — the server serves {info.get('id', '?')}{context}",
+                    messages.SUCCESS,
+                )
+            elif verdict.healthy:
                 self.message_user(
                     request,
                     f"“{model.name}” is healthy — model {info.get('model_id', '?')}, "
@@ -82,7 +105,7 @@ class ReplyInline(WrittenByTheArena, admin.StackedInline):
     can_delete = False
     fields = (
         ("side", "attempt", "model", "status"),
-        ("token_count", "ttft_ms", "duration_ms", "finish_reason", "names_identity"),
+        ("prompt_tokens", "token_count", "ttft_ms", "duration_ms", "finish_reason", "names_identity"),
         "failure_reason",
         "text",
     )

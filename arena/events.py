@@ -57,6 +57,8 @@ class ReplyDone(ReplyRef):
     type: Literal["reply.done"]
     text: str  # the authoritative final text (stop sequences stripped)
     token_count: int
+    # "content_filter": the server's filter ended it (the page says so); else stop, length...
+    finish_reason: str
     ttft_ms: int | None
     duration_ms: int | None
     controls: Controls  # the battle's, now that this reply is done

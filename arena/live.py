@@ -33,6 +33,11 @@ def model_failures_key(model_id: int) -> str:
     return f"arena:health:failures:{model_id}"
 
 
+def probe_due_key(model_id: int) -> str:
+    """Set while a model's periodic probe is not due again (OpenAI-compatible servers)."""
+    return f"arena:health:probed:{model_id}"
+
+
 def rate_limit_key(bucket: str, client_key: str, window: int) -> str:
     return f"arena:rl:{bucket}:{client_key}:{window}"
 

@@ -104,6 +104,10 @@ class ChatModel(models.Model):
     elo_online = models.FloatField(default=1000.0)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # What says which server answers and how: a change to any of them is a new server to probe
+    # before the model is drawn again (services.model_server_changed).
+    SERVER_FIELDS = ("protocol", "endpoint_url", "served_model", "api_key_env", "api_key_file", "extra_headers")
+
     class Meta:
         ordering = ["name"]
         constraints = [models.CheckConstraint(condition=Q(weight__gte=0), name="chatmodel_weight_gte_0")]

@@ -122,11 +122,14 @@ def battle_state_for_client(
         .order_by("turn__index", "side")
         .values_list(
             "stream_id", "turn__index", "turn__attempt", "turn__prompt", "side", "status", "text",
-            "failure_reason", "failure_kind", "token_count", "ttft_ms", "duration_ms",
+            "failure_reason", "failure_kind", "token_count", "finish_reason", "ttft_ms", "duration_ms",
         )
     )
     state_turns: list[dict[str, Any]] = []
-    for stream_id, index, attempt, prompt, side, status, text, reason, kind, tokens, ttft_ms, duration_ms in rows:
+    for (
+        stream_id, index, attempt, prompt, side, status, text, reason, kind, tokens, finish_reason, ttft_ms,
+        duration_ms,
+    ) in rows:
         if not state_turns or state_turns[-1]["index"] != index:
             state_turns.append({"index": index, "attempt": attempt, "prompt": prompt, "sides": {}})
         if status == Reply.Status.STREAMING and live_text is not None:
@@ -137,6 +140,7 @@ def battle_state_for_client(
             "offset": len(text),
             "reason": reason,
             "token_count": tokens,
+            "finish_reason": finish_reason,
             "ttft_ms": ttft_ms,
             "duration_ms": duration_ms,
         }

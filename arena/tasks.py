@@ -87,7 +87,9 @@ def models_probe(model_ids: list[int] | None = None, retries: int = 0) -> int:
     """Refresh models' health from their servers' /health and /info: every enabled model (the
     periodic probe), or the models `model_ids` (just saved; enabled or not), probed again up to
     `retries` times while unhealthy. Returns how many were healthy."""
-    probed = services.models_probe_now(models_to_probe(model_ids=model_ids))
+    models = models_to_probe(model_ids=model_ids)
+    # The periodic run spares rate-limited APIs; a probe queued for a model just saved does not.
+    probed = services.models_probe_now(models if model_ids is not None else services.models_probe_due(models))
     # Only a server that didn't answer is worth asking again; parameters that don't fit it wait
     # for an admin.
     unreachable = [model.id for model, result, _ in probed if not result["healthy"]]

@@ -100,6 +100,9 @@ try:
     ARENA_MODEL_FAILURES_UNHEALTHY = env.int("ARENA_MODEL_FAILURES_UNHEALTHY", 3, validate=_AT_LEAST_ONE)
     ARENA_MODEL_FAILURE_WINDOW_SECONDS = env.int("ARENA_MODEL_FAILURE_WINDOW_SECONDS", 120, validate=_AT_LEAST_ONE)
     ARENA_PROBE_INTERVAL_SECONDS = env.float("ARENA_PROBE_INTERVAL_SECONDS", 30.0, validate=_POSITIVE)
+    # OpenAI-compatible servers (hosted APIs among them, which may count or bill requests) are
+    # probed periodically at most this often; /v1/models costs no generation tokens anyway.
+    ARENA_OPENAI_PROBE_INTERVAL_SECONDS = env.float("ARENA_OPENAI_PROBE_INTERVAL_SECONDS", 300.0, validate=_POSITIVE)
     ARENA_IDENTITY_WORDS = env.list(
         "ARENA_IDENTITY_WORDS",
         [
@@ -251,7 +254,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    # httpx2 (under the openai client) logs every request at INFO: a line per reply is noise.
+    "loggers": {"django.channels.server": {"level": "WARNING"}, "httpx2": {"level": "WARNING"}},
 }
 
 # In development whitenoise serves straight from the apps' static folders, no collectstatic needed.

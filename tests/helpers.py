@@ -92,6 +92,11 @@ class LiveStack:
         self.logs = logs
 
 
+# The API key of the OpenAI-protocol dev servers in browser tests, given to the stack's processes
+# as ARENA_TEST_OPENAI_KEY (models name the variable, never the key).
+TEST_OPENAI_KEY = "dev-key-for-tests"
+
+
 def stack_env() -> dict:
     """The environment of the stack's processes: the test database and Redis."""
     db = settings.DATABASES["default"]
@@ -101,6 +106,7 @@ def stack_env() -> dict:
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         REDIS_URL=settings.REDIS_URL,
         PYTHONUNBUFFERED="1",
+        ARENA_TEST_OPENAI_KEY=TEST_OPENAI_KEY,
     )
     return env
 

@@ -19,6 +19,7 @@ from arena.services.registry import (
     model_health_record,
     model_misconfigured,
     model_server_changed,
+    models_probe_due,
     models_probe_now,
 )
 from arena.services.replies import GenerationJob, replies_sweep, reply_claim, reply_finish, reply_requeue
@@ -36,6 +37,7 @@ __all__ = [
     "model_misconfigured",
     "model_health_record",
     "model_server_changed",
+    "models_probe_due",
     "models_probe_now",
     "replies_sweep",
     "reply_claim",

@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from arena import queue
 from arena.credentials import CredentialMissing, api_key_read, headers_read
-from arena.live import counters_incr, live_redis, model_failures_key
+from arena.live import counters_incr, live_redis, model_failures_key, probe_due_key
 from arena.models import ChatModel
 from inference.backends import ProbeResult
-from inference.protocols import ProbeTarget, model_parameters_problems, targets_probe
+from inference.protocols import ProbeTarget, Protocol, model_parameters_problems, targets_probe
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,18 @@ def _probe_all(models: list[ChatModel]) -> list[ProbeResult]:
     targets = [p for p in prepared if isinstance(p, ProbeTarget)]
     answers = iter(asyncio.run(targets_probe(targets)) if targets else [])
     return [next(answers) if isinstance(p, ProbeTarget) else p for p in prepared]
+
+
+def models_probe_due(models: list[ChatModel]) -> list[ChatModel]:
+    """The models the periodic probe should ask now: every TGI server, and OpenAI-compatible ones
+    no more often than ARENA_OPENAI_PROBE_INTERVAL_SECONDS (a model not drawn for being unhealthy
+    is still probed at that pace, so it comes back by itself)."""
+    redis = live_redis()
+    interval = max(int(settings.ARENA_OPENAI_PROBE_INTERVAL_SECONDS), 1)
+    return [
+        m for m in models
+        if m.protocol != Protocol.OPENAI or redis.set(probe_due_key(m.id), 1, nx=True, ex=interval)
+    ]
 
 
 def models_probe_now(models: list[ChatModel]) -> list[tuple[ChatModel, ProbeResult, HealthVerdict]]:

@@ -160,7 +160,7 @@ def reply_finish(
             }
         else:
             event = {
-                **ref, "type": "reply.done", "text": text, "token_count": token_count,
+                **ref, "type": "reply.done", "text": text, "token_count": token_count, "finish_reason": finish_reason,
                 "ttft_ms": ttft_ms, "duration_ms": duration_ms, "controls": controls,
             }
         group = events.battle_group(battle_id)

@@ -37,12 +37,21 @@ class Command(BaseCommand):
 
 def _record(battle: Battle) -> dict:
     conversation: dict[str, list[dict[str, str]]] = {"a": [], "b": []}
+    # Tokens of the replies shown, summed over the turns; prompt tokens only if every server said.
+    usage: dict[str, dict[str, int | None]] = {s: {"prompt_tokens": 0, "completion_tokens": 0} for s in "ab"}
     for turn in battle.turns.all():
         current = {r.side: r for r in turn.replies.all() if r.attempt == turn.attempt}
         for side in ("a", "b"):
             conversation[side].append({"role": "user", "content": turn.prompt})
             reply = current.get(side)
             conversation[side].append({"role": "assistant", "content": reply.text if reply else ""})
+            counts = usage[side]
+            completion = counts["completion_tokens"] or 0
+            counts["completion_tokens"] = completion + (reply.token_count if reply else 0)
+            prompt = counts["prompt_tokens"]
+            counts["prompt_tokens"] = None if prompt is None or reply is None or reply.prompt_tokens is None else (
+                prompt + reply.prompt_tokens
+            )
     source = battle.source_id or ""
     return {
         "question_id": source[2:] if source.startswith("q:") else str(battle.id),
@@ -56,4 +65,6 @@ def _record(battle: Battle) -> dict:
         "tstamp": battle.vote.created_at.timestamp(),
         "conversation_a": conversation["a"],
         "conversation_b": conversation["b"],
+        "usage_a": usage["a"],
+        "usage_b": usage["b"],
     }

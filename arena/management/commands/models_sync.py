@@ -22,15 +22,23 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from arena import services
+from arena.credentials import env_name_problem, headers_problems
 from arena.models import ChatModel
 from inference.chat_templates import PRESETS
+from inference.protocols import Protocol
 
 ENV_VAR = "ARENA_MODELS"
-REQUIRED = ("name", "url", "template")
+REQUIRED = ("name", "url")  # and "template" when the protocol is tgi (the default)
 # Entry key -> ChatModel field.
 FIELDS = {
     "name": "name",
+    "protocol": "protocol",
     "url": "endpoint_url",
+    "served_model": "served_model",
+    "api_key_env": "api_key_env",
+    "api_key_file": "api_key_file",
+    "headers": "extra_headers",
+    "max_concurrent": "max_concurrent",
     "template": "template",
     "weight": "weight",
     "parameters": "parameters",
@@ -85,6 +93,46 @@ def _template(value: object) -> str:
     return value
 
 
+def _protocol(value: object) -> str:
+    choices = [p.value for p in Protocol]
+    if value not in choices:
+        raise EntryError(f"{value!r} is not a protocol; choose one of {', '.join(choices)}")
+    return str(value)
+
+
+def _served_model(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise EntryError("must be the model name the server serves, a non-empty string")
+    return value.strip()
+
+
+def _api_key_env(value: object) -> str:
+    if not isinstance(value, str) or env_name_problem(value):
+        raise EntryError("must be the NAME of an environment variable holding the key (never the key itself)")
+    return value
+
+
+def _api_key_file(value: object) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise EntryError("must be the absolute path of a secret file holding the key")
+    return value
+
+
+def _headers(value: object) -> dict[str, str]:
+    if problems := headers_problems(value):
+        raise EntryError(" ".join(problems))
+    assert isinstance(value, dict)
+    return value
+
+
+def _max_concurrent(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise EntryError(f"must be a whole number >= 1 or null, got {value!r}")
+    return value
+
+
 def _weight(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         raise EntryError(f"must be a number >= 0, got {value!r}")
@@ -120,7 +168,13 @@ def _enabled(value: object) -> bool:
 
 CHECKS = {
     "name": _name,
+    "protocol": _protocol,
     "url": _url,
+    "served_model": _served_model,
+    "api_key_env": _api_key_env,
+    "api_key_file": _api_key_file,
+    "headers": _headers,
+    "max_concurrent": _max_concurrent,
     "template": _template,
     "weight": _weight,
     "parameters": _parameters,
@@ -174,7 +228,8 @@ def _entry_values(item: dict[str, Any], where: str, problems: list[str]) -> dict
     unknown = sorted(set(item) - set(FIELDS))
     if unknown:
         problems.append(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(FIELDS)}")
-    problems.extend(f"{where}: missing required field '{key}'" for key in REQUIRED if key not in item)
+    required = [*REQUIRED, "template"] if item.get("protocol", Protocol.TGI.value) == Protocol.TGI else REQUIRED
+    problems.extend(f"{where}: missing required field '{key}'" for key in required if key not in item)
     values: dict[str, Any] = {}
     for key, check in CHECKS.items():
         if key not in item:
@@ -193,7 +248,8 @@ def _problems_message(source: str, problems: list[str]) -> str:
 class Command(BaseCommand):
     help = (
         f"Create or update the models listed in ${ENV_VAR} (or --file): a JSON list of "
-        '{"name", "url", "template", "weight", "parameters", "system_prompt", "timeout_seconds", "enabled"}. '
+        '{"name", "url", "template", "weight", "parameters", "system_prompt", "timeout_seconds", "enabled", '
+        '"protocol", "served_model", "api_key_env", "api_key_file", "headers", "max_concurrent"}. '
         "Idempotent; models not listed are left alone; one invalid entry changes nothing."
     )
 
@@ -212,7 +268,8 @@ class Command(BaseCommand):
             for model, action, changed in plan:
                 counts[action] += 1
                 if action == "add":
-                    self.stdout.write(f"Added {model.name} → {model.endpoint_url} ({model.template})")
+                    how = model.template if model.protocol == Protocol.TGI else f"openai, {model.served_model_name}"
+                    self.stdout.write(f"Added {model.name} → {model.endpoint_url} ({how})")
                 elif action == "update":
                     self.stdout.write(f"Updated {model.name}: {', '.join(KEYS[f] for f in changed)}")
                 else:
@@ -222,7 +279,7 @@ class Command(BaseCommand):
                 # An update writes only what changed: health fields stay the probe's, unless the
                 # server itself changed (then the model waits for a probe of the new one).
                 model.save(update_fields=changed if action == "update" else None)
-                if model.endpoint_url and (action == "add" or "endpoint_url" in changed):
+                if model.endpoint_url and (action == "add" or set(ChatModel.SERVER_FIELDS) & set(changed)):
                     services.model_server_changed(model_id=model.id)
             if dry_run:
                 transaction.set_rollback(True)

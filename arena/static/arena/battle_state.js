@@ -63,7 +63,9 @@ export function reduceBattle(battle, frame) {
     case "delta":
       return deltaApply(battle, frame);
     case "done":
-      return sideUpdate(battle, frame, () => ({ status: "done", text: frame.text, offset: cpLen(frame.text), reason: "" }));
+      return sideUpdate(battle, frame, () => ({
+        status: "done", text: frame.text, offset: cpLen(frame.text), reason: "", finish_reason: frame.finish_reason || "",
+      }));
     case "failed":
       return sideUpdate(battle, frame, () => ({
         status: "failed", text: frame.text, offset: cpLen(frame.text), reason: frame.reason,

@@ -7,6 +7,8 @@ import { renderMarkdown } from "./markdown.js";
 
 const NEAR_BOTTOM_PX = 32;
 const NOT_STARTED = { status: "queued", text: "" };
+// Said plainly rather than leaving a reply that stops mid-sentence unexplained.
+const FILTERED_NOTE = "This model's content filter stopped the reply here.";
 
 // Replace `target`'s children by those of `html`, keeping the leading ones that are unchanged
 // (the paragraphs a streaming reply already had: a selection in them survives).
@@ -88,12 +90,13 @@ function replyUpdate(d, turn, side) {
   const waiting = side.status === "queued" || (side.status === "streaming" && !text);
   // A reply that failed before saying anything has no bubble: the failure is said below.
   const empty = side.status === "failed" && !text;
-  const status = `${side.status}:${waiting}:${empty}`;
+  const filtered = side.status === "done" && side.finish_reason === "content_filter";
+  const status = `${side.status}:${waiting}:${empty}:${filtered}`;
   if (d.status !== status) {
     d.status = status;
     d.bot.className = `msg bot ${side.status}`;
     d.bot.hidden = empty;
-    d.note.textContent = waiting ? "waiting for the model…" : "";
+    d.note.textContent = waiting ? "waiting for the model…" : filtered ? FILTERED_NOTE : "";
   }
 }
 
