@@ -102,7 +102,7 @@ try:
     ARENA_PROBE_INTERVAL_SECONDS = env.float("ARENA_PROBE_INTERVAL_SECONDS", 30.0, validate=_POSITIVE)
     # OpenAI-compatible servers (hosted APIs among them, which may count or bill requests) are
     # probed periodically at most this often; /v1/models costs no generation tokens anyway.
-    ARENA_OPENAI_PROBE_INTERVAL_SECONDS = env.float("ARENA_OPENAI_PROBE_INTERVAL_SECONDS", 300.0, validate=_POSITIVE)
+    ARENA_OPENAI_PROBE_INTERVAL_SECONDS = env.float("ARENA_OPENAI_PROBE_INTERVAL_SECONDS", 60.0, validate=_POSITIVE)
     ARENA_IDENTITY_WORDS = env.list(
         "ARENA_IDENTITY_WORDS",
         [
