@@ -138,6 +138,13 @@ def devserver_stats(url: str) -> dict:
     return answer.json()
 
 
+def devserver_stats_reset(url: str) -> dict:
+    """The peak of requests in flight starts again from those in flight now."""
+    answer = requests.post(f"{url}/__devserver__/stats/reset", timeout=5)
+    answer.raise_for_status()
+    return answer.json()
+
+
 @contextlib.contextmanager
 def slow_models_serving(tokens_per_second: float, max_new_tokens: int):
     """Two models on dev servers of their own, paced so a reply streams for a while."""
