@@ -38,6 +38,11 @@ def probe_due_key(model_id: int) -> str:
     return f"arena:health:probed:{model_id}"
 
 
+def model_slots_key(model_id: int) -> str:
+    """The streams holding one of a model's concurrency slots, scored by when their leases end."""
+    return f"arena:slots:{model_id}"
+
+
 def rate_limit_key(bucket: str, client_key: str, window: int) -> str:
     return f"arena:rl:{bucket}:{client_key}:{window}"
 

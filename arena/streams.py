@@ -25,6 +25,7 @@ from arena.events import ReplyStarted
 from arena.live import live_text
 from arena.relay import RedisBatch, RelayOutcome, RelayTarget, relay_stream
 from arena.services import GenerationJob
+from arena.slots import backend_limited
 from inference.failures import FailureKind, GenerationFailure
 from inference.protocols import backend_for
 
@@ -34,8 +35,9 @@ log = logging.getLogger(__name__)
 # connections are plenty; the pool blocks (a stream waits its turn) rather than failing as
 # redis-py's default pool does past 100 connections.
 REDIS_CONNECTIONS_PER_PROCESS = 8
-# How long past its model's own timeout a stream may run before the task gives up waiting for it
-# (the backend's stall and total timeouts end it first; this only guards against a bug).
+# How long past its model's own timeout (and its wait for a slot) a stream may run before the task
+# gives up waiting for it (the backend's stall and total timeouts end it first; this only guards
+# against a bug).
 STREAM_GRACE_SECONDS = 60
 
 
@@ -71,8 +73,15 @@ def _layer_on_live_redis() -> bool:
 
 async def _relay(job: GenerationJob, batch: RedisBatch) -> RelayOutcome:
     started: ReplyStarted = {**job.ref, "type": "reply.started"}
+    # Past the model's limit the request waits for a slot; the page shows "waiting for the
+    # model…" meanwhile, and the reply's heartbeat keeps the sweep away.
+    backend = backend_limited(
+        backend_for(job.protocol), batch, model_id=job.model_id, limit=job.concurrency_limit,
+        holder=str(job.stream_id), lease_seconds=settings.ARENA_REPLY_HEARTBEAT_SECONDS,
+        wait_seconds=settings.ARENA_MODEL_SLOT_WAIT_SECONDS,
+    )
     return await relay_stream(
-        backend_for(job.protocol),
+        backend,
         job.request,
         RelayTarget(keys=job.keys, group=job.group, ref=job.ref),
         redis=batch,
@@ -90,7 +99,8 @@ def reply_stream(job: GenerationJob) -> RelayOutcome:
     raises (a broken stream is a failed reply, ended now rather than at the sweep)."""
     if job.failure is not None:
         return RelayOutcome(failure=job.failure)
-    timeout = job.request.timeout_seconds + job.request.stall_seconds + STREAM_GRACE_SECONDS
+    slot_wait = settings.ARENA_MODEL_SLOT_WAIT_SECONDS if job.concurrency_limit is not None else 0
+    timeout = job.request.timeout_seconds + job.request.stall_seconds + slot_wait + STREAM_GRACE_SECONDS
     batch = _REDIS.batch()
     try:
         return PROCESS_LOOP.run(lambda: _relay(job, batch), timeout)

@@ -95,6 +95,9 @@ try:
     # A model server that sends no token for this long has stalled: the reply fails (whatever is
     # left of the model's total timeout).
     ARENA_STALL_SECONDS = env.float("ARENA_STALL_SECONDS", 30.0, validate=_POSITIVE)
+    # A reply to a model at its concurrency limit (ChatModel.max_concurrent) waits this long at
+    # most for a slot, then fails as overloaded; the wait adds to the model's own timeouts.
+    ARENA_MODEL_SLOT_WAIT_SECONDS = env.float("ARENA_MODEL_SLOT_WAIT_SECONDS", 120.0, validate=_POSITIVE)
     # Health: this many failed generations within the window mark a model unhealthy until the
     # periodic probe sees it well again.
     ARENA_MODEL_FAILURES_UNHEALTHY = env.int("ARENA_MODEL_FAILURES_UNHEALTHY", 3, validate=_AT_LEAST_ONE)

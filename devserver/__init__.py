@@ -51,6 +51,12 @@ again (`None` = for ever). Switch it at runtime, without a restart:
     POST /__devserver__/fault  {"fault": "cut" | null, "after_tokens": 3, "count": 1 | null}
     GET  /__devserver__/fault  -> the current state
 
+What a client's own concurrency limit is measured by: the most generation requests admitted at
+once (both protocols' routes), since the start or the last reset:
+
+    GET  /__devserver__/stats        -> {"in_flight", "peak_in_flight", "requests", "successes"}
+    POST /__devserver__/stats/reset  the peak starts again from the requests in flight now
+
 Per-request trigger, for browser and integration tests: a prompt containing the marker
 `[[devserver:<mode>]]` or `[[devserver:<mode>:<after_tokens>]]` (e.g. `[[devserver:cut:3]]`) gets
 that fault, for that request only; it does not use up `fault_count` (`unhealthy` and unknown modes

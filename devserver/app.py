@@ -18,7 +18,7 @@ from devserver.state import OUTCOME, STATE, ServerState
 log = logging.getLogger("devserver")
 
 
-# --- runtime fault switch --------------------------------------------------------------------
+# --- runtime fault switch and counters -------------------------------------------------------
 
 async def fault_get(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE].fault.as_json())
@@ -32,6 +32,16 @@ async def fault_set(request: web.Request) -> web.Response:
         return tgi.error_response({"error": str(exc), "error_type": "validation"}, 400)
     log.info("fault set to %s", state.fault.as_json())
     return web.json_response(state.fault.as_json())
+
+
+async def stats_get(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].stats())
+
+
+async def stats_reset(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.stats_reset()
+    return web.json_response(state.stats())
 
 
 # --- the application -------------------------------------------------------------------------
@@ -66,6 +76,8 @@ def build_app(config: DevServerConfig) -> web.Application:
     openai_chat.add_routes(app)
     app.router.add_get("/__devserver__/fault", fault_get)
     app.router.add_post("/__devserver__/fault", fault_set)
+    app.router.add_get("/__devserver__/stats", stats_get)
+    app.router.add_post("/__devserver__/stats/reset", stats_reset)
     return app
 
 

@@ -20,10 +20,21 @@ class ServerState:
     requests: int = 0
     successes: int = 0
     failures: Counter = field(default_factory=Counter)
+    # The most requests admitted at once since the start or the last reset: what a client's own
+    # concurrency limit is measured by.
+    peak_in_flight: int = 0
 
     @property
     def in_flight(self) -> int:
         return self.queued + self.decoding
+
+    def stats(self) -> dict:
+        return {"in_flight": self.in_flight, "peak_in_flight": self.peak_in_flight,
+                "requests": self.requests, "successes": self.successes}
+
+    def stats_reset(self) -> None:
+        """The peak starts again from the requests in flight now."""
+        self.peak_in_flight = self.in_flight
 
 
 STATE = web.AppKey("devserver_state", ServerState)
@@ -37,6 +48,7 @@ class Slot:
         self.state = state
         self.decoding = False
         state.queued += 1
+        state.peak_in_flight = max(state.peak_in_flight, state.in_flight)
 
     def start_decoding(self) -> None:
         self.state.queued -= 1

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import requests
 from django.conf import settings
 
 from devserver import DevServerConfig, serve_in_thread
@@ -134,6 +135,20 @@ def web_start(logs: Path, name: str = "web", extra_env: dict | None = None) -> t
     )
     process_ready(web, lambda: port_open(port), log, "the ASGI server")
     return web, f"http://127.0.0.1:{port}"
+
+
+def devserver_stats(url: str) -> dict:
+    """A dev server's counters: generation requests in flight now, the most at once, received."""
+    answer = requests.get(f"{url}/__devserver__/stats", timeout=5)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def devserver_stats_reset(url: str) -> dict:
+    """The peak of requests in flight starts again from those in flight now."""
+    answer = requests.post(f"{url}/__devserver__/stats/reset", timeout=5)
+    answer.raise_for_status()
+    return answer.json()
 
 
 @contextlib.contextmanager
