@@ -106,17 +106,13 @@ def openai_parameters_problems(parameters: object, *, server_info: dict[str, Any
     """`parameters_problems` for a model served over the OpenAI protocol. `server_info`: its
     `/v1/models` entry, whose `max_model_len` (vLLM) bounds `max_new_tokens`."""
     if not isinstance(parameters, dict):
-        return ['Parameters must be a JSON object, e.g. {"temperature": 0.7, "max_new_tokens": 512}.']
-    problems: list[str] = []
-    for name, value in parameters.items():
-        if name not in OPENAI_PARAMETERS:
-            only_tgi = " (TGI's only)" if name in PARAMETERS else ""
-            allowed = ", ".join(OPENAI_PARAMETERS)
-            problems.append(f"“{name}” is not a parameter of the OpenAI protocol{only_tgi}; allowed: {allowed}.")
-            continue
-        expected, check = OPENAI_PARAMETERS[name]
-        if not check(value):
-            problems.append(f"{name} must be {expected} (got {_shown(value)}).")
+        return [_NOT_AN_OBJECT]
+
+    def unknown(name: str) -> str:
+        only_tgi = " (TGI's only)" if name in PARAMETERS else ""
+        return f"“{name}” is not a parameter of the OpenAI protocol{only_tgi}; allowed: {', '.join(OPENAI_PARAMETERS)}."
+
+    problems = _value_problems(parameters, OPENAI_PARAMETERS, unknown)
     stop = parameters.get("stop")
     if isinstance(stop, list) and len(stop) > OPENAI_MAX_STOP_SEQUENCES:
         problems.append(
@@ -141,16 +137,12 @@ def parameters_problems(
     `server_info`: the server's last /info answer, if known: its token and stop-sequence limits.
     """
     if not isinstance(parameters, dict):
-        return ['Parameters must be a JSON object, e.g. {"temperature": 0.7, "max_new_tokens": 512}.']
+        return [_NOT_AN_OBJECT]
     info = server_info if isinstance(server_info, dict) else {}
-    problems: list[str] = []
-    for name, value in parameters.items():
-        if name not in PARAMETERS:
-            problems.append(f"“{name}” is not a generation parameter; allowed: {', '.join(PARAMETERS)}.")
-            continue
-        expected, check = PARAMETERS[name]
-        if not check(value):
-            problems.append(f"{name} must be {expected} (got {_shown(value)}).")
+    allowed = ", ".join(PARAMETERS)
+    problems = _value_problems(
+        parameters, PARAMETERS, lambda name: f"“{name}” is not a generation parameter; allowed: {allowed}."
+    )
     stop = parameters.get("stop")
     if isinstance(stop, list) and PARAMETERS["stop"][1](stop):
         limit = info.get("max_stop_sequences") or TGI_DEFAULT_MAX_STOP_SEQUENCES
@@ -171,6 +163,24 @@ def parameters_problems(
     truncate = parameters.get("truncate")
     if _positive_int(truncate) and _is_int(input_tokens) and truncate > input_tokens:
         problems.append(f"truncate must be at most the server's max_input_tokens ({input_tokens}) (got {truncate}).")
+    return problems
+
+
+_NOT_AN_OBJECT = 'Parameters must be a JSON object, e.g. {"temperature": 0.7, "max_new_tokens": 512}.'
+
+
+def _value_problems(
+    parameters: dict[str, Any], table: dict[str, tuple[str, Callable[[object], bool]]], unknown: Callable[[str], str]
+) -> list[str]:
+    """A sentence for each parameter the table doesn't know (`unknown(name)`) or whose value fails its check."""
+    problems: list[str] = []
+    for name, value in parameters.items():
+        if name not in table:
+            problems.append(unknown(name))
+            continue
+        expected, check = table[name]
+        if not check(value):
+            problems.append(f"{name} must be {expected} (got {_shown(value)}).")
     return problems
 
 
