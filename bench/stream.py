@@ -1,23 +1,33 @@
 """Streaming benchmark: what the relay adds to every token (a script, not a test).
 
     .venv/bin/python bench/stream.py [--quick] [--n 1,50,100,200] [--tokens 200] [--rate 50]
+                                     [--protocol tgi|openai]
 
 It starts the whole streaming path on loopback and measures it against a direct client:
 
-- two TGI-compatible dev servers (`devserver`) in this process, each on its own thread
-  and event loop, paced at `--rate` tokens/s after `--ttft`, logging the monotonic time at which
-  each token event is written to its socket and at which each request arrived (the server's
-  `StreamObserver` hook);
+- two dev servers (`devserver`) in this process, each on its own thread and event loop, paced at
+  `--rate` tokens/s after `--ttft`, logging the monotonic time at which each token event is
+  written to its socket and at which each request arrived (the server's `StreamObserver` hook,
+  called alike on its TGI and OpenAI routes);
+- the two bench models registered over `--protocol`: `tgi` (the default; `add_model --template`,
+  TGI's `/generate_stream`, the prompt rendered with the model's chat template) or `openai`
+  (`add_model --protocol openai --served-model NAME` on the dev server's URL + `/v1`: OpenAI's
+  `/v1/chat/completions`, the messages sent as they are);
 - PostgreSQL database `arena_bench` (dropped, created and migrated at start) and Redis database 14
   (flushed at start), both overridable with BENCH_DATABASE_URL / BENCH_REDIS_URL; tasks go to a
   queue of their own (`bench-stream`);
 - the ASGI server as deployed (uvicorn, `--loop uvloop --http httptools`, the image's flags) and
   `--workers` Celery worker processes (`--pool threads --concurrency 400`: a thread per stream);
 - the clients in a separate process (so that their event loop and GIL are not the dev servers'):
-  for each N, first N×2 direct `text_generation.AsyncClient` streams straight to the dev servers
-  (the baseline), then N battles through real websockets (GET / for the session cookie, Origin
-  header, one `prompt` frame each), both starting over the same ramp (`--ramp` s for 200 battles,
-  proportionally less for fewer). At N=1 five battles run one after the other (`--rounds`).
+  for each N, first N×2 direct streams straight to the dev servers over the same protocol (the
+  baseline: with `tgi` a `text_generation.AsyncClient` per stream and the rendered prompt and
+  template stops, as the worker sends them; with `openai` one `openai.AsyncOpenAI` per server for
+  the process's loop, as the workers keep one per loop and server, warmed by a one-token request,
+  streaming `chat.completions.create(stream=True, stream_options={"include_usage": True},
+  max_tokens=...)` with the message untemplated and no retries), then N battles through real websockets (GET /
+  for the session cookie, Origin header, one `prompt` frame each), both starting over the same
+  ramp (`--ramp` s for 200 battles, proportionally less for fewer). At N=1 five battles run one
+  after the other (`--rounds`).
   Web and workers get ARENA_BATTLES_PER_MINUTE / ARENA_TURNS_PER_MINUTE = 100000;
 - a listener on the channel layer's Redis pub/sub (a third process) noting when each delta passes,
   which splits a token's latency into model → worker → Redis and Redis → web → browser.
@@ -29,26 +39,33 @@ tag of its own, so every emitted stream is matched to its battle and side (the s
 read from the database).
 
 A token's latency is the time it was received by a client minus the time the dev server wrote it
-(`time.monotonic()`, CLOCK_MONOTONIC, one clock for every process of the machine). Deltas are
-coalesced: the characters of each delta (by its `offset`) are attributed back to the tokens they
-contain; a token counts as received with its last character. Added latency = the arena's
-percentile minus the direct client's at the same concurrency; "once all streams had started"
-repeats it for the tokens emitted after the last stream's first token (no battle still being set
-up). TTFT overhead = (first delta received − prompt sent) − (first token received − direct request
-sent), per side, at the median, and taken apart: prompt → request at the model server, first
-token written → received. Delivery: every token must arrive, in order, and the text received
-(snapshot + deltas, overlap dropped by offset) must equal the text the dev server emitted and
-the `done` frame's text. CPU: utime+stime (/proc/<pid>/stat) of the web and worker processes over
-the arena phase, per 1000 tokens delivered (and of the bench's own processes); "busy" is the
-whole machine's non-idle share over the phase (/proc/stat), and the share of it used by other
-programs (including Redis and PostgreSQL).
+(`time.monotonic()`, CLOCK_MONOTONIC, one clock for every process of the machine): the observer
+is called just before the token's event (TGI) or chunk (OpenAI) is written. Deltas are coalesced:
+the characters of each delta (by its `offset`) are attributed back to the tokens they contain; a
+token counts as received with its last character, and the direct streams are matched the same
+way, by characters rather than by events. Special tokens count on neither side: TGI flags them,
+and the OpenAI route sends the end-of-sequence token as no content (its final chunk, with
+`finish_reason`, goes in its place), as it does the role and usage chunks. Added latency = the
+arena's percentile minus the direct client's at the same concurrency, over the same protocol;
+"once all streams had started" repeats it for the tokens emitted after the last stream's first
+token (no battle still being set up). TTFT overhead = (first delta received − prompt sent) −
+(first token received − direct request sent), per side, at the median, and taken apart: prompt →
+request at the model server, first token written → received. Delivery: every token must arrive,
+in order, and the text received (snapshot + deltas, overlap dropped by offset) must equal the
+text the dev server emitted and the `done` frame's text; each direct stream's text must equal it
+too, and end with TGI's final event (`generated_text`) or with a `finish_reason` and a usage
+chunk. CPU: utime+stime (/proc/<pid>/stat) of the web and worker processes over the arena phase,
+per 1000 tokens delivered (and of the bench's own processes); "busy" is the whole machine's
+non-idle share over the phase (/proc/stat), and the share of it used by other programs
+(including Redis and PostgreSQL).
 
 For comparisons: `--env KEY=VALUE` (web and workers), `--web-env KEY=VALUE` (web only),
 `--channel-layer core|pubsub` (a settings module in the temporary directory that replaces
 CHANNEL_LAYERS), `--asgi module:app`, `--workers`, `--web-workers`, `--profile DIR` (py-spy).
 
 Everything is bounded: each phase has a deadline, and the script stops its processes at the end.
-A Markdown table for the README is printed last; the logs are kept when something went wrong.
+Each printed row starts with the protocol; a Markdown table for the README, its heading naming
+the protocol and the direct client, is printed last; the logs are kept when something went wrong.
 """
 
 from __future__ import annotations
@@ -193,12 +210,17 @@ def run_n(n: int, args, stack: Stack, urls: list[str], log: EmissionLog, workdir
         rounds, ramp = 3, args.ttft + args.tokens / args.rate
     tags = [f"t{run_id}n{n}r{r}b{i}" for r in range(rounds) for i in range(n)]
     prompts = [prompt_for(tag, args.tokens) for tag in tags]
-    models = [
-        {"name": name, "url": url, "stops": list(PRESETS[template].stop),
-         "prompts": [prompt_render(template, [{"role": "user", "content": p}]) for p in prompts]}
-        for (name, template), url in zip(MODELS, urls, strict=True)
-    ]
-    common = {"n": n, "tokens": args.tokens, "ramp": ramp, "tags": tags, "rounds": rounds}
+    if args.protocol == "openai":
+        # As the arena's backend asks: the message as it is (the server templates it), no stop sequences.
+        models = [{"name": name, "url": url, "served_model": name, "prompts": prompts}
+                  for (name, _), url in zip(MODELS, urls, strict=True)]
+    else:
+        models = [
+            {"name": name, "url": url, "stops": list(PRESETS[template].stop),
+             "prompts": [prompt_render(template, [{"role": "user", "content": p}]) for p in prompts]}
+            for (name, template), url in zip(MODELS, urls, strict=True)
+        ]
+    common = {"n": n, "tokens": args.tokens, "ramp": ramp, "tags": tags, "rounds": rounds, "protocol": args.protocol}
     log.take()
     direct = analyse_direct(measured(run_clients({**common, "mode": "direct", "models": models}, workdir), args),
                             log.take())
@@ -220,7 +242,8 @@ def run_n(n: int, args, stack: Stack, urls: list[str], log: EmissionLog, workdir
     published = monitor_stop(*monitor) if monitor else {}
     arena = analyse_arena(measured(arena_raw, args), log.take(), published)
     return {
-        "n": n, "streams": 2 * n, "rounds": rounds, "steady": args.steady, "direct": direct, "arena": arena,
+        "n": n, "streams": 2 * n, "rounds": rounds, "steady": args.steady, "protocol": args.protocol,
+        "direct": direct, "arena": arena,
         "cpu": cpu1 - cpu0, "wall": wall,
         "cpu_web": web1 - web0, "cpu_bench": (mine1 - mine0) - (cpu1 - cpu0), "cpu_wall": wall,
         "busy": 1 - (idle1 - idle0) / max(tot1 - tot0, 1),
@@ -254,6 +277,9 @@ def profile_start(args, stack: Stack, n: int, workdir: Path) -> list[subprocess.
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 1 and 50 only")
+    parser.add_argument("--protocol", choices=["tgi", "openai"], default="tgi",
+                        help="how the two models are served and the direct baseline streams: TGI's /generate_stream "
+                             "(text_generation) or OpenAI's /v1/chat/completions (AsyncOpenAI)")
     parser.add_argument("--n", default="1,50,100,200", help="concurrent battles, comma-separated")
     parser.add_argument("--tokens", type=int, default=200, help="tokens per reply")
     parser.add_argument("--rate", type=float, default=50, help="tokens per second of each dev server stream")
@@ -305,13 +331,15 @@ def main() -> None:
             stack_exit.enter_context(serve_in_thread(DevServerConfig(
                 model_id=name, time_to_first_token=args.ttft, tokens_per_second=args.rate,
                 max_concurrent_requests=4096, max_total_tokens=8192, observer=log,
-            )))
+            ))) + ("/v1" if args.protocol == "openai" else "")  # an OpenAI client's base URL
             for name, _ in MODELS
         ]
         stack.manage("migrate", "--no-input")
         for (name, template), url in zip(MODELS, urls, strict=True):
-            stack.manage("add_model", name, url, "--template", template, "--param", f"max_new_tokens={args.tokens}",
-                         "--timeout", "120")
+            # The dev server's OpenAI route serves one model, named by its model id.
+            how = ["--protocol", "openai", "--served-model", name] if args.protocol == "openai" else [
+                "--template", template]
+            stack.manage("add_model", name, url, *how, "--param", f"max_new_tokens={args.tokens}", "--timeout", "120")
         stack_exit.callback(stack.stop)
         stack.start()
         run_id = str(int(time.time()) % 100000)

@@ -14,18 +14,64 @@ from stack import REDIS_URL
 PHASE_DEADLINE = 90.0  # seconds: a phase that isn't over by then is reported as incomplete
 
 
-async def _direct_stream(url: str, prompt: str, stops: list[str], tokens: int, start_at: float) -> dict:
+async def _direct_tgi(url: str, prompt: str, stops: list[str], tokens: int, start_at: float) -> dict:
+    """One TGI stream straight from the dev server: a token per event, as `text_generation` gives it."""
     import text_generation
 
     await asyncio.sleep(max(start_at - time.monotonic(), 0))
     client = text_generation.AsyncClient(url, timeout=60)
-    out: dict = {"sent": time.monotonic(), "tokens": [], "error": None}
+    out: dict = {"sent": time.monotonic(), "tokens": [], "error": None, "finished": False}
     try:
         async for event in client.generate_stream(prompt, max_new_tokens=tokens, stop_sequences=stops):
             out["tokens"].append((time.monotonic(), event.token.text, event.token.special))
+            out["finished"] = out["finished"] or event.generated_text is not None
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         out["error"] = f"{type(exc).__name__}: {exc}"
     return out
+
+
+async def _direct_openai(client, model: str, prompt: str, tokens: int, start_at: float) -> dict:
+    """One chat completion streamed straight from the dev server, asked as the arena's backend asks
+    (inference/openai_chat.py): the message as it is, usage included. Each chunk with content is
+    noted as (received, content, False); the role chunk, the final chunk (where the end-of-sequence
+    token would be) and the usage chunk carry none."""
+    await asyncio.sleep(max(start_at - time.monotonic(), 0))
+    out: dict = {"sent": time.monotonic(), "tokens": [], "error": None, "finished": False, "usage": None}
+    try:
+        stream = await client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": prompt}], max_tokens=tokens, stream=True,
+            stream_options={"include_usage": True},
+        )
+        async with stream:
+            async for chunk in stream:
+                received = time.monotonic()
+                if chunk.usage is not None:
+                    out["usage"] = chunk.usage.completion_tokens
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                if choice.delta.content:
+                    out["tokens"].append((received, choice.delta.content, False))
+                out["finished"] = out["finished"] or choice.finish_reason is not None
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+async def _openai_clients(models: list[dict]) -> dict[str, object]:
+    """One `AsyncOpenAI` per server for this process's loop, as the arena's workers keep one per
+    loop and server (its connections stay open between replies); no retries, as theirs. Each is
+    warmed with a one-token request first, as the workers' are by the time they are measured: a
+    fresh process's first request takes some 30 ms more than the next ones (its tag, `warmup`,
+    is no battle's)."""
+    import openai
+
+    clients = {m["url"]: openai.AsyncOpenAI(base_url=m["url"], api_key="none", max_retries=0, timeout=60)
+               for m in models}
+    await asyncio.gather(*(
+        _direct_openai(clients[m["url"]], m["served_model"], "[[devserver:echo]] warmup", 1, 0) for m in models
+    ))
+    return clients
 
 
 async def _session_cookie(session, base_url: str) -> str:
@@ -67,21 +113,31 @@ async def clients_main(plan: dict) -> dict:
     start = time.monotonic() + 0.3
     deadline = start + ramp + PHASE_DEADLINE * rounds
     if plan["mode"] == "direct":
+        clients = await _openai_clients(plan["models"]) if plan["protocol"] == "openai" else {}
+
+        def direct(m: dict, j: int, at: float):
+            if clients:
+                return _direct_openai(clients[m["url"]], m["served_model"], m["prompts"][j], tokens, at)
+            return _direct_tgi(m["url"], m["prompts"][j], m["stops"], tokens, at)
 
         async def lane_direct(i: int) -> list[dict]:
             out = []
             for r in range(rounds):
                 j = r * n + i
                 at = start + ramp * i / n if r == 0 else time.monotonic() + 0.3
-                pair = await asyncio.gather(*(
-                    _direct_stream(m["url"], m["prompts"][j], m["stops"], tokens, at) for m in plan["models"]
-                ))
+                pair = await asyncio.gather(*(direct(m, j, at) for m in plan["models"]))
                 out += [
                     {"tag": tags[j], "model": m["name"], **res} for m, res in zip(plan["models"], pair, strict=True)
                 ]
             return out
 
-        lanes = await asyncio.wait_for(asyncio.gather(*(lane_direct(i) for i in range(n))), deadline - time.monotonic())
+        start = time.monotonic() + 0.3  # after the clients are made
+        deadline = start + ramp + PHASE_DEADLINE * rounds
+        try:
+            lanes = await asyncio.wait_for(asyncio.gather(*(lane_direct(i) for i in range(n))),
+                                           deadline - time.monotonic())
+        finally:
+            await asyncio.gather(*(client.close() for client in clients.values()), return_exceptions=True)
         return {"streams": [stream for lane in lanes for stream in lane]}
 
     base_url = plan["base_url"]

@@ -7,6 +7,11 @@ from figures import pct
 from stack import DATABASE_URL
 
 TARGETS = {"added_p50": 5.0, "added_p99": 30.0, "ttft_p50": 30.0}
+# The protocol the models are served over, and the direct client that is the baseline.
+PROTOCOLS = {
+    "tgi": "TGI's /generate_stream (direct: text_generation.AsyncClient)",
+    "openai": "OpenAI's /v1/chat/completions (direct: openai.AsyncOpenAI)",
+}
 
 
 def token_spans(emitted: list) -> tuple[str, list[tuple[int, int, float]]]:
@@ -37,23 +42,38 @@ def analyse_direct(result: dict, emitted: dict) -> dict:
     for s in result["streams"]:
         stream = emitted.get((s["model"], s["tag"]))
         if stream is None or s["error"]:
-            problems.append(f"{s['tag']}/{s['model']}: {s['error'] or 'no emitted stream'}")
+            problems.append(f"{s['tag']}/{s['model']} (direct): {s['error'] or 'no emitted stream'}")
             continue
-        _, spans = token_spans(stream["tokens"])
+        text_emitted, spans = token_spans(stream["tokens"])
         to_model.append((stream["arrived"] - s["sent"]) * 1000)
         expected += len(spans)
-        got = [(at, text) for at, text, special in s["tokens"] if not special and text]
-        delivered += min(len(got), len(spans))
-        # strict=False: a cut or failed stream need not deliver as many tokens as the model emitted
-        for (recv, _), (_, _, sent) in zip(got, spans, strict=False):
-            lat.append((recv - sent) * 1000)
-            timed.append((sent, lat[-1]))
+        # Characters are matched to tokens, as for the arena's deltas, not events to tokens: a token
+        # counts as received with its last character, whatever each event or chunk holds. Special
+        # tokens have no characters on either side (TGI flags them; the OpenAI route sends the
+        # end-of-sequence token as no content, and its role, final and usage chunks have none).
+        received, char_at = "", []
+        for at, text, special in s["tokens"]:
+            if not special and text:
+                received += text
+                char_at += [at] * len(text)
+        for index, (start, end, sent) in enumerate(spans):
+            if end <= len(received) and received[start:end] == text_emitted[start:end]:
+                delivered += 1
+                lat.append((char_at[end - 1] - sent) * 1000)
+                timed.append((sent, lat[-1]))
+                if index == 0:
+                    first.append(lat[-1])
         if spans:
             windows.append((spans[0][2], spans[-1][2]))
-        if got:
-            ttft.append((got[0][0] - s["sent"]) * 1000)
-            if spans:
-                first.append((got[0][0] - spans[0][2]) * 1000)
+        if char_at:
+            ttft.append((char_at[0] - s["sent"]) * 1000)
+        if received != text_emitted:
+            problems.append(f"{s['tag']}/{s['model']} (direct): text differs "
+                            f"(received {len(received)} of {len(text_emitted)} chars)")
+        if not s["finished"]:
+            problems.append(f"{s['tag']}/{s['model']} (direct): no final event")
+        if "usage" in s and s["usage"] is None:
+            problems.append(f"{s['tag']}/{s['model']} (direct): no usage chunk")
     return {"lat": lat, "ttft": ttft, "delivered": delivered, "expected": expected, "problems": problems,
             "to_model": to_model, "first": first, **steady(timed, windows)}
 
@@ -150,7 +170,7 @@ def summarise(r: dict) -> dict:
     d, a = r["direct"], r["arena"]
     cpu_tokens = max(a["delivered"] * (r["rounds"] if r["steady"] else 1), 1)
     s = {
-        "n": r["n"], "streams": r["streams"], "rounds": r["rounds"], "steady": r["steady"],
+        "n": r["n"], "streams": r["streams"], "rounds": r["rounds"], "steady": r["steady"], "protocol": r["protocol"],
         "direct_p50": pct(d["lat"], 50), "direct_p99": pct(d["lat"], 99),
         "arena_p50": pct(a["lat"], 50), "arena_p99": pct(a["lat"], 99),
         "ttft_direct": pct(d["ttft"], 50), "ttft_arena": pct(a["ttft"], 50),
@@ -193,7 +213,7 @@ def verdict(value: float, target: float) -> str:
 
 def print_row(s: dict) -> None:
     print(
-        f"N={label(s)}: per-token latency direct p50 {s['direct_p50']:.1f} / p99 "
+        f"{s['protocol']} N={label(s)}: per-token latency direct p50 {s['direct_p50']:.1f} / p99 "
         f"{s['direct_p99']:.1f} ms, arena p50 {s['arena_p50']:.1f} / p99 {s['arena_p99']:.1f} ms "
         f"→ added p50 {s['added_p50']:.1f} / p99 {s['added_p99']:.1f} ms [model → worker → Redis p50 "
         f"{s['worker_p50']:.1f} / p99 {s['worker_p99']:.1f}, Redis → web → client p50 {s['web_p50']:.1f} / p99 "
@@ -220,7 +240,8 @@ def print_row(s: dict) -> None:
 
 def markdown(rows: list[dict], args) -> str:
     head = (
-        f"Streaming, {args.tokens} tokens per reply at {args.rate:g} tokens/s (TTFT {args.ttft * 1000:.0f} ms), "
+        f"Streaming over {PROTOCOLS[args.protocol]}, {args.tokens} tokens per reply at {args.rate:g} tokens/s "
+        f"(TTFT {args.ttft * 1000:.0f} ms), "
         f"{args.workers} worker process(es) × {args.concurrency} threads, {args.web_workers} uvicorn process(es)"
         f"{', channel layer ' + args.channel_layer if args.channel_layer else ''}{''.join(', ' + e for e in args.env)}"
         f"{''.join(', web ' + e for e in args.web_env)}; "
