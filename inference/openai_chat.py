@@ -29,15 +29,22 @@ from inference.parameters import OPENAI_DEFAULTS, OPENAI_EXTRA_BODY, OPENAI_REQU
 # an explicit one keeps it from falling back to a key in the process's OPENAI_API_KEY.
 NO_API_KEY = "none"
 
-# vLLM's and OpenAI's context-length errors (400, code context_length_exceeded), e.g. "This model's
-# maximum context length is 4096 tokens. However, you requested 6002 tokens (5746 in the messages,
-# 256 in the completion)." or "... However, your messages resulted in 5000 tokens."
+# The context-length errors (HTTP 400) of vLLM and OpenAI, oldest wording first. With the reply:
+# "This model's maximum context length is 4096 tokens. However, you requested 6002 tokens (5746 in
+# the messages, 256 in the completion)." and vLLM's newer "'max_tokens' or 'max_completion_tokens'
+# is too large: 256. This model's maximum context length is 4096 tokens and your request has 3900
+# input tokens (256 > 4096 - 3900)."; the input alone: "However, your messages resulted in 5000
+# tokens." (OpenAI) or "However, your request has 5000 input tokens." (vLLM).
 _CONTEXT_WITH_REPLY = re.compile(
-    r"maximum context length is (\d+) tokens\. However, you requested \d+ tokens \((\d+) in the messages, "
-    r"(\d+) in the completion\)"
+    r"maximum context length is (?P<limit>\d+) tokens\. However, you requested \d+ tokens \((?P<given>\d+) in the "
+    r"messages, (?P<reply>\d+) in the completion\)"
+    r"|is too large: (?P<reply2>\d+)\. This model's maximum context length is (?P<limit2>\d+) tokens and your "
+    r"request has (?P<given2>\d+) input tokens"
 )
-_CONTEXT_INPUT = re.compile(r"maximum context length is (\d+) tokens\. However, your messages resulted in (\d+) tokens")
-
+_CONTEXT_INPUT = re.compile(
+    r"maximum context length is (\d+) tokens\. However, your "
+    r"(?:messages resulted in|request has) (\d+) (?:input )?tokens"
+)
 
 class _Clients:
     """One `AsyncOpenAI` per event loop and server: a client is bound to the loop it first ran on
@@ -87,11 +94,21 @@ def _redacted(text: str, request: GenerationRequest) -> str:
 
 
 def _too_long_failure(message: str) -> GenerationFailure | None:
+    """The TGI backend's sentences for the same limits (inference.tgi), so a model reads the same
+    whichever protocol serves it; None for other errors."""
     if match := _CONTEXT_WITH_REPLY.search(message):
-        limit, given, reply = (int(g) for g in match.groups())
+        groups = match.groupdict()
+        limit, given, reply = (int(groups[name] or groups[f"{name}2"]) for name in ("limit", "given", "reply"))
+        room = limit - reply
+        if room < 1:  # the model's own max_new_tokens leaves no room for any prompt: an admin's fix
+            return GenerationFailure(
+                FailureKind.MISCONFIGURED,
+                f"This model is set to write up to {reply:,} tokens, more than its server accepts in total "
+                f"({limit:,}); an admin must lower its max_new_tokens.",
+            )
         return GenerationFailure(
             FailureKind.TOO_LONG,
-            f"This conversation is too long for this model ({given:,} tokens; it accepts {max(limit - reply, 0):,}, "
+            f"This conversation is too long for this model ({given:,} tokens; it accepts {room:,}, "
             f"keeping room for a {reply:,}-token reply). Start a new battle with a shorter prompt.",
         )
     if match := _CONTEXT_INPUT.search(message):
