@@ -14,9 +14,10 @@ import asyncio
 import re
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, cast
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from typing import Any, TypeVar, cast
 
+import httpx2
 import openai
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from pydantic import ValidationError as PydanticValidationError
@@ -45,6 +46,9 @@ _CONTEXT_INPUT = re.compile(
     r"maximum context length is (\d+) tokens\. However, your "
     r"(?:messages resulted in|request has) (\d+) (?:input )?tokens"
 )
+
+_T = TypeVar("_T")
+
 
 class _Clients:
     """One `AsyncOpenAI` per event loop and server: a client is bound to the loop it first ran on
@@ -191,7 +195,12 @@ def failure_from_client_error(exc: Exception, request: GenerationRequest, *, str
     if isinstance(exc, openai.APIStatusError):
         return _status_failure(exc, request)
     if isinstance(exc, openai.APITimeoutError):
-        return GenerationFailure(FailureKind.TIMEOUT, "The model took too long to answer.")
+        # The client's timeouts are the stall limit: nothing at all received for that long.
+        if isinstance(exc.__cause__, httpx2.ConnectTimeout):
+            return GenerationFailure(FailureKind.UNAVAILABLE, "The model server can't be reached.", retryable=True)
+        return GenerationFailure(
+            FailureKind.STALLED, f"The model server stopped sending for {request.stall_seconds:g} s."
+        )
     if isinstance(exc, openai.APIConnectionError):
         if streaming:
             return GenerationFailure(FailureKind.DISCONNECTED, "The connection to the model server was lost mid-reply.")
@@ -216,9 +225,12 @@ class OpenAIChatBackend:
         usage: Any = None
         began = False
         try:
-            stream = await _within(request, deadline, client.chat.completions.create(
+            # The stall limit is the HTTP client's read timeout, so whatever the server sends counts
+            # as a sign of life: a `: keep-alive` comment while it queues or prefills as much as a token.
+            stream = await _within(deadline, client.chat.completions.create(
                 model=request.served_model, messages=cast("list[ChatCompletionMessageParam]", request.messages),
-                stream=True, stream_options={"include_usage": True}, **request_options(request.parameters),
+                stream=True, stream_options={"include_usage": True}, timeout=request.stall_seconds,
+                **request_options(request.parameters),
             ))
             began = True
             # Closing the stream, however this ends, closes its connection: the server stops generating.
@@ -226,7 +238,7 @@ class OpenAIChatBackend:
                 iterator = stream.__aiter__()
                 while True:
                     try:
-                        chunk: ChatCompletionChunk = await _within(request, deadline, iterator.__anext__())
+                        chunk: ChatCompletionChunk = await _within(deadline, iterator.__anext__())
                     except StopAsyncIteration:
                         break
                     if chunk.usage is not None:
@@ -254,17 +266,12 @@ class OpenAIChatBackend:
         )
 
 
-async def _within(request: GenerationRequest, deadline: float, step: Any) -> Any:
-    """Await one step of the answer within the stall limit and the reply's total timeout."""
-    wait = min(request.stall_seconds, max(deadline - time.monotonic(), 0.001))
+async def _within(deadline: float, step: Awaitable[_T]) -> _T:
+    """Await one step of the answer within the reply's total timeout."""
     try:
-        return await asyncio.wait_for(step, timeout=wait)
+        return await asyncio.wait_for(step, timeout=max(deadline - time.monotonic(), 0.001))
     except TimeoutError as exc:
-        if time.monotonic() >= deadline:
-            raise GenerationFailure(FailureKind.TIMEOUT, "The model took too long to answer.") from exc
-        raise GenerationFailure(
-            FailureKind.STALLED, f"The model server stopped sending for {request.stall_seconds:g} s."
-        ) from exc
+        raise GenerationFailure(FailureKind.TIMEOUT, "The model took too long to answer.") from exc
 
 
 async def openai_probe(
