@@ -90,11 +90,15 @@ def request_options(parameters: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _redacted(text: str, request: GenerationRequest) -> str:
-    for secret in (request.api_key, *request.headers.values()):
+def _without(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def _redacted(text: str, request: GenerationRequest) -> str:
+    return _without(text, [request.api_key, *request.headers.values()])
 
 
 def _too_long_failure(message: str) -> GenerationFailure | None:
@@ -286,16 +290,22 @@ async def openai_probe(
         async with client_make(base_url, api_key, headers or {}, timeout=timeout) as client:
             page = await client.models.list()
     except openai.APIStatusError as exc:
-        result["error"] = (
-            f"/models answered HTTP {exc.status_code}: the API key was refused"
-            if exc.status_code in (401, 403) else f"/models answered HTTP {exc.status_code}"
+        status = exc.status_code
+        result["error"] = f"{base_url}/models answered HTTP {status}" + (
+            ": the API key was refused" if status in (401, 403)
+            else ": check the base URL (an OpenAI-compatible server's usually ends in /v1)" if status == 404 else ""
         )
+        return result
+    except openai.APITimeoutError:
+        result["error"] = f"{base_url} didn't answer within {timeout:g} s"
+        return result
+    except openai.APIConnectionError as exc:
+        cause = str(exc.__cause__ or "")
+        result["error"] = _without(f"{base_url} can't be reached" + (f" ({cause})" if cause else ""), secrets)
         return result
     except (openai.APIError, PydanticValidationError, ValueError) as exc:
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        for secret in secrets:
-            error = error.replace(secret, "***")
-        result["error"] = error
+        result["error"] = _without(f"{base_url}/models gave an unexpected answer: {error}", secrets)
         return result
     served = {model.id: model for model in page.data}
     entry = served.get(served_model)
