@@ -297,7 +297,7 @@ async def test_repeated_generation_failures_mark_the_model_unhealthy_until_they_
         error = await ws_receive(comm, 5)
         assert error["type"] == "error" and error["code"] == "no_models" and error["message"]
 
-        # /health is fine, but the probe keeps it out while the failures are recent.
+        # The server answers its probe, but the probe keeps it out while the failures are recent.
         await database_sync_to_async(models_probe)()
         model = await database_sync_to_async(ChatModel.objects.get)(id=models.faulty.id)
         assert not model.healthy and "generations failed recently" in model.last_error
