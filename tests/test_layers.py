@@ -54,7 +54,7 @@ GRAPH = import_graph()
 
 
 def test_the_graph_is_read_from_the_code():
-    assert "inference.tgi" in GRAPH["arena.streams"]
+    assert "inference.protocols" in GRAPH["arena.streams"]
     assert "arena.services" in GRAPH["arena.tasks"]
 
 
