@@ -63,25 +63,26 @@ class ChatModelAdmin(admin.ModelAdmin):
         # Reported as stored, not as the server answered: /health may be fine while recent
         # failures or parameters that don't fit the server keep the model out.
         for model, result, verdict in services.models_probe_now(list(queryset)):
-            info = result["info"]
-            if verdict.healthy and model.protocol == Protocol.OPENAI:
-                context = f", context length {info['max_model_len']}" if "max_model_len" in info else ""
-                self.message_user(
-                    request, f"“{model.name}” is healthy — the server serves {info.get('id', '?')}{context}",
-                    messages.SUCCESS,
-                )
-            elif verdict.healthy:
-                self.message_user(
-                    request,
-                    f"“{model.name}” is healthy — model {info.get('model_id', '?')}, "
-                    f"max input tokens {info.get('max_input_tokens', '?')}, "
-                    f"max total tokens {info.get('max_total_tokens', '?')}, "
-                    f"max concurrent requests {info.get('max_concurrent_requests', '?')}, "
-                    f"TGI {info.get('version', '?')}",
-                    messages.SUCCESS,
-                )
+            if verdict.healthy:
+                self.message_user(request, f"“{model.name}” is healthy — {_server_said(model, result['info'])}",
+                                  messages.SUCCESS)
             else:
                 self.message_user(request, f"“{model.name}” is unhealthy — {verdict.error}", messages.ERROR)
+
+
+def _server_said(model: ChatModel, info: dict) -> str:
+    """What the probed server says of itself: TGI's /info, or the model's /v1/models entry."""
+    if model.protocol == Protocol.OPENAI:
+        context = info.get("max_model_len")
+        return (f"serves {info.get('id', model.served_model_name)} over the OpenAI protocol"
+                + (f", context length {context}" if context is not None else ""))
+    return (
+        f"model {info.get('model_id', '?')}, "
+        f"max input tokens {info.get('max_input_tokens', '?')}, "
+        f"max total tokens {info.get('max_total_tokens', '?')}, "
+        f"max concurrent requests {info.get('max_concurrent_requests', '?')}, "
+        f"TGI {info.get('version', '?')}"
+    )
 
 
 class WrittenByTheArena:

@@ -32,8 +32,8 @@ Faults, for testing how clients cope (development only):
 - `unhealthy`       `/health` answers 503; generation keeps working
 
 On `/v1/chat/completions` the same modes mean: `overload` and `overload-http` an HTTP 429 with
-`Retry-After: 1` and an OpenAI error body; `error-mid-stream` after N tokens
-`data: {"error": {"message", "type": "InternalServerError", "code": 500}}` then `data: [DONE]`
+`Retry-After: 1` (or `retry_after`, `--retry-after`) and an OpenAI error body; `error-mid-stream`
+after N tokens `data: {"error": {"message", "type": "InternalServerError", "code": 500}}` then `data: [DONE]`
 (vLLM; HTTP 500 when not streaming); `cut` after N tokens the end of the stream with no
 `finish_reason` chunk and no `[DONE]` (HTTP 500 when not streaming); `stall`, `drop`, `http-500` as
 above. Three modes only this route acts on (TGI's routes ignore them, and answer as if healthy):

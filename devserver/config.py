@@ -29,6 +29,7 @@ class DevServerConfig:
     fault_count: int | None = None
     stall_seconds: float = 3600
     api_key: str | None = None  # when set, `/v1/*` needs `Authorization: Bearer <api_key>`
+    retry_after: int = 1  # seconds, in the `Retry-After` of `/v1/chat/completions`' 429s
     observer: StreamObserver | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -50,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fault-count", type=int, default=None, help="default: the fault never ends")
     parser.add_argument("--stall-seconds", type=float, default=3600)
     parser.add_argument("--api-key", default=None, help="required as a Bearer token on /v1/* (default: none)")
+    parser.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds of /v1/chat/completions' 429s")
 
 
 def config_from_options(options: Mapping) -> DevServerConfig:
@@ -66,4 +68,5 @@ def config_from_options(options: Mapping) -> DevServerConfig:
         fault_count=options["fault_count"],
         stall_seconds=options["stall_seconds"],
         api_key=options.get("api_key"),
+        retry_after=options.get("retry_after", 1),
     )

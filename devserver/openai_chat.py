@@ -50,7 +50,8 @@ def _key_refused(request: web.Request) -> bool:
 
 def overloaded(request: web.Request, outcome: str) -> web.Response:
     body = error_body("The server is overloaded, please retry later.", "RateLimitError", 429)
-    return error_response(request, outcome, 429, body, headers={"Retry-After": "1"})
+    retry_after = str(request.app[STATE].config.retry_after)
+    return error_response(request, outcome, 429, body, headers={"Retry-After": retry_after})
 
 
 # --- the conversation ------------------------------------------------------------------------

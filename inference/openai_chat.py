@@ -14,9 +14,10 @@ import asyncio
 import re
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, cast
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from typing import Any, TypeVar, cast
 
+import httpx2
 import openai
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from pydantic import ValidationError as PydanticValidationError
@@ -29,14 +30,24 @@ from inference.parameters import OPENAI_DEFAULTS, OPENAI_EXTRA_BODY, OPENAI_REQU
 # an explicit one keeps it from falling back to a key in the process's OPENAI_API_KEY.
 NO_API_KEY = "none"
 
-# vLLM's and OpenAI's context-length errors (400, code context_length_exceeded), e.g. "This model's
-# maximum context length is 4096 tokens. However, you requested 6002 tokens (5746 in the messages,
-# 256 in the completion)." or "... However, your messages resulted in 5000 tokens."
+# The context-length errors (HTTP 400) of vLLM and OpenAI, oldest wording first. With the reply:
+# "This model's maximum context length is 4096 tokens. However, you requested 6002 tokens (5746 in
+# the messages, 256 in the completion)." and vLLM's newer "'max_tokens' or 'max_completion_tokens'
+# is too large: 256. This model's maximum context length is 4096 tokens and your request has 3900
+# input tokens (256 > 4096 - 3900)."; the input alone: "However, your messages resulted in 5000
+# tokens." (OpenAI) or "However, your request has 5000 input tokens." (vLLM).
 _CONTEXT_WITH_REPLY = re.compile(
-    r"maximum context length is (\d+) tokens\. However, you requested \d+ tokens \((\d+) in the messages, "
-    r"(\d+) in the completion\)"
+    r"maximum context length is (?P<limit>\d+) tokens\. However, you requested \d+ tokens \((?P<given>\d+) in the "
+    r"messages, (?P<reply>\d+) in the completion\)"
+    r"|is too large: (?P<reply2>\d+)\. This model's maximum context length is (?P<limit2>\d+) tokens and your "
+    r"request has (?P<given2>\d+) input tokens"
 )
-_CONTEXT_INPUT = re.compile(r"maximum context length is (\d+) tokens\. However, your messages resulted in (\d+) tokens")
+_CONTEXT_INPUT = re.compile(
+    r"maximum context length is (\d+) tokens\. However, your "
+    r"(?:messages resulted in|request has) (\d+) (?:input )?tokens"
+)
+
+_T = TypeVar("_T")
 
 
 class _Clients:
@@ -79,19 +90,33 @@ def request_options(parameters: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _redacted(text: str, request: GenerationRequest) -> str:
-    for secret in (request.api_key, *request.headers.values()):
+def _without(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
     return text
 
 
+def _redacted(text: str, request: GenerationRequest) -> str:
+    return _without(text, [request.api_key, *request.headers.values()])
+
+
 def _too_long_failure(message: str) -> GenerationFailure | None:
+    """The TGI backend's sentences for the same limits (inference.tgi), so a model reads the same
+    whichever protocol serves it; None for other errors."""
     if match := _CONTEXT_WITH_REPLY.search(message):
-        limit, given, reply = (int(g) for g in match.groups())
+        groups = match.groupdict()
+        limit, given, reply = (int(groups[name] or groups[f"{name}2"]) for name in ("limit", "given", "reply"))
+        room = limit - reply
+        if room < 1:  # the model's own max_new_tokens leaves no room for any prompt: an admin's fix
+            return GenerationFailure(
+                FailureKind.MISCONFIGURED,
+                f"This model is set to write up to {reply:,} tokens, more than its server accepts in total "
+                f"({limit:,}); an admin must lower its max_new_tokens.",
+            )
         return GenerationFailure(
             FailureKind.TOO_LONG,
-            f"This conversation is too long for this model ({given:,} tokens; it accepts {max(limit - reply, 0):,}, "
+            f"This conversation is too long for this model ({given:,} tokens; it accepts {room:,}, "
             f"keeping room for a {reply:,}-token reply). Start a new battle with a shorter prompt.",
         )
     if match := _CONTEXT_INPUT.search(message):
@@ -174,7 +199,12 @@ def failure_from_client_error(exc: Exception, request: GenerationRequest, *, str
     if isinstance(exc, openai.APIStatusError):
         return _status_failure(exc, request)
     if isinstance(exc, openai.APITimeoutError):
-        return GenerationFailure(FailureKind.TIMEOUT, "The model took too long to answer.")
+        # The client's timeouts are the stall limit: nothing at all received for that long.
+        if isinstance(exc.__cause__, httpx2.ConnectTimeout):
+            return GenerationFailure(FailureKind.UNAVAILABLE, "The model server can't be reached.", retryable=True)
+        return GenerationFailure(
+            FailureKind.STALLED, f"The model server stopped sending for {request.stall_seconds:g} s."
+        )
     if isinstance(exc, openai.APIConnectionError):
         if streaming:
             return GenerationFailure(FailureKind.DISCONNECTED, "The connection to the model server was lost mid-reply.")
@@ -199,9 +229,12 @@ class OpenAIChatBackend:
         usage: Any = None
         began = False
         try:
-            stream = await _within(request, deadline, client.chat.completions.create(
+            # The stall limit is the HTTP client's read timeout, so whatever the server sends counts
+            # as a sign of life: a `: keep-alive` comment while it queues or prefills as much as a token.
+            stream = await _within(deadline, client.chat.completions.create(
                 model=request.served_model, messages=cast("list[ChatCompletionMessageParam]", request.messages),
-                stream=True, stream_options={"include_usage": True}, **request_options(request.parameters),
+                stream=True, stream_options={"include_usage": True}, timeout=request.stall_seconds,
+                **request_options(request.parameters),
             ))
             began = True
             # Closing the stream, however this ends, closes its connection: the server stops generating.
@@ -209,7 +242,7 @@ class OpenAIChatBackend:
                 iterator = stream.__aiter__()
                 while True:
                     try:
-                        chunk: ChatCompletionChunk = await _within(request, deadline, iterator.__anext__())
+                        chunk: ChatCompletionChunk = await _within(deadline, iterator.__anext__())
                     except StopAsyncIteration:
                         break
                     if chunk.usage is not None:
@@ -237,17 +270,12 @@ class OpenAIChatBackend:
         )
 
 
-async def _within(request: GenerationRequest, deadline: float, step: Any) -> Any:
-    """Await one step of the answer within the stall limit and the reply's total timeout."""
-    wait = min(request.stall_seconds, max(deadline - time.monotonic(), 0.001))
+async def _within(deadline: float, step: Awaitable[_T]) -> _T:
+    """Await one step of the answer within the reply's total timeout."""
     try:
-        return await asyncio.wait_for(step, timeout=wait)
+        return await asyncio.wait_for(step, timeout=max(deadline - time.monotonic(), 0.001))
     except TimeoutError as exc:
-        if time.monotonic() >= deadline:
-            raise GenerationFailure(FailureKind.TIMEOUT, "The model took too long to answer.") from exc
-        raise GenerationFailure(
-            FailureKind.STALLED, f"The model server stopped sending for {request.stall_seconds:g} s."
-        ) from exc
+        raise GenerationFailure(FailureKind.TIMEOUT, "The model took too long to answer.") from exc
 
 
 async def openai_probe(
@@ -262,16 +290,22 @@ async def openai_probe(
         async with client_make(base_url, api_key, headers or {}, timeout=timeout) as client:
             page = await client.models.list()
     except openai.APIStatusError as exc:
-        result["error"] = (
-            f"/models answered HTTP {exc.status_code}: the API key was refused"
-            if exc.status_code in (401, 403) else f"/models answered HTTP {exc.status_code}"
+        status = exc.status_code
+        result["error"] = f"{base_url}/models answered HTTP {status}" + (
+            ": the API key was refused" if status in (401, 403)
+            else ": check the base URL (an OpenAI-compatible server's usually ends in /v1)" if status == 404 else ""
         )
+        return result
+    except openai.APITimeoutError:
+        result["error"] = f"{base_url} didn't answer within {timeout:g} s"
+        return result
+    except openai.APIConnectionError as exc:
+        cause = str(exc.__cause__ or "")
+        result["error"] = _without(f"{base_url} can't be reached" + (f" ({cause})" if cause else ""), secrets)
         return result
     except (openai.APIError, PydanticValidationError, ValueError) as exc:
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        for secret in secrets:
-            error = error.replace(secret, "***")
-        result["error"] = error
+        result["error"] = _without(f"{base_url}/models gave an unexpected answer: {error}", secrets)
         return result
     served = {model.id: model for model in page.data}
     entry = served.get(served_model)

@@ -112,12 +112,14 @@ def stack_env() -> dict:
     return env
 
 
-def worker_start(logs: Path, name: str = "worker", extra_env: dict | None = None) -> subprocess.Popen:
+def worker_start(
+    logs: Path, name: str = "worker", extra_env: dict | None = None, loglevel: str = "info"
+) -> subprocess.Popen:
     """A Celery worker process; `extra_env` overrides its settings (e.g. CELERY_QUEUE, REDIS_URL)."""
     log = logs / f"{name}.log"
     proc = process_start(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "32",
-         "--loglevel", "info", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h"],
+         "--loglevel", loglevel, "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h"],
         log, stack_env() | (extra_env or {}),
     )
     process_ready(proc, lambda: "ready." in log.read_text(), log, "the Celery worker")

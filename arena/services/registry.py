@@ -72,7 +72,7 @@ def model_health_record(
                 healthy, error = False, "Its parameters don't fit this server: " + " ".join(problems)
     failures = int(live_redis().get(model_failures_key(model_id)) or 0)
     if healthy and failures >= settings.ARENA_MODEL_FAILURES_UNHEALTHY:
-        healthy, error = False, f"/health is fine but {failures} generations failed recently"
+        healthy, error = False, f"the server answers but {failures} generations failed recently"
     fields: dict[str, Any] = {"healthy": healthy, "last_error": error[:2000], "health_checked_at": timezone.now()}
     if info:
         fields["server_info"] = info

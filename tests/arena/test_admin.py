@@ -129,6 +129,21 @@ def test_the_probe_action_shows_model_id_limits_and_health(client):
     assert not down.healthy and down.last_error
 
 
+def test_the_probe_action_on_an_openai_model_says_what_its_server_serves(client):
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    with serve_in_thread(DevServerConfig(model_id="Qwen/Qwen2.5-7B-Instruct", time_to_first_token=0)) as url:
+        model = ChatModel.objects.create(
+            name="qwen", protocol="openai", endpoint_url=f"{url}/v1", served_model="Qwen/Qwen2.5-7B-Instruct",
+        )
+        response = client.post("/admin/arena/chatmodel/", {"action": "probe", "_selected_action": [model.id]},
+                               follow=True)
+    text = response.content.decode()
+    assert "“qwen” is healthy — serves Qwen/Qwen2.5-7B-Instruct over the OpenAI protocol" in text
+    assert "TGI" not in text.split("is healthy")[1].split("</li>")[0]
+    model.refresh_from_db()
+    assert model.healthy and model.server_info["id"] == "Qwen/Qwen2.5-7B-Instruct"
+
+
 def test_the_admin_shows_each_bad_parameter_on_the_field_and_saves_nothing(client):
     client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
     response = client.post("/admin/arena/chatmodel/add/", {
@@ -200,5 +215,5 @@ def test_the_probe_action_reports_what_was_stored_not_the_raw_answer(client, cha
     text = answer.content.decode()
     model.refresh_from_db()
     assert not model.healthy
-    assert f"“{model.name}” is unhealthy — /health is fine but 5 generations failed recently" in text
+    assert f"“{model.name}” is unhealthy — the server answers but 5 generations failed recently" in text
     assert "is healthy" not in text

@@ -29,3 +29,12 @@ def test_api_key_option_is_optional():
     assert config_from_options(vars(parser.parse_args(["--model-id", "m"]))).api_key is None
     keyed = config_from_options(vars(parser.parse_args(["--model-id", "m", "--api-key", "sk-dev"])))
     assert keyed.api_key == "sk-dev"
+
+
+def test_retry_after_option():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert config_from_options(vars(parser.parse_args(["--model-id", "m"]))).retry_after == 1
+    assert config_from_options(vars(parser.parse_args(["--model-id", "m", "--retry-after", "7"]))).retry_after == 7

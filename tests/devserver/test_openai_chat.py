@@ -178,6 +178,12 @@ async def test_past_the_concurrency_limit_is_a_429():
         assert status == 429 and headers["Retry-After"] == "1"
 
 
+async def test_the_retry_after_of_a_429_is_configurable():
+    with serve_in_thread(fast_config(retry_after=4, fault="overload-http")) as base:
+        status, headers, _ = await post(base, {"messages": MESSAGES, "stream": True})
+        assert status == 429 and headers["Retry-After"] == "4"
+
+
 async def test_error_mid_stream_in_vllms_shape(url):
     events, _ = await stream(url, f"{QUESTION} [[devserver:error-mid-stream:3]]")
     assert len(events) == 6 and events[-1] == "[DONE]"

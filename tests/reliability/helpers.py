@@ -42,9 +42,11 @@ def tasks_route_to(monkeypatch, queue_name: str) -> None:
 
 
 @contextlib.contextmanager
-def dedicated_worker(logs: Path, name: str, queue: str, **settings_env: str) -> Iterator[subprocess.Popen]:
+def dedicated_worker(
+    logs: Path, name: str, queue: str, loglevel: str = "info", **settings_env: str
+) -> Iterator[subprocess.Popen]:
     """A worker of its own, consuming only `queue`, with settings of its own (env values)."""
-    proc = worker_start(logs, name=name, extra_env={"CELERY_QUEUE": queue, **settings_env})
+    proc = worker_start(logs, name=name, extra_env={"CELERY_QUEUE": queue, **settings_env}, loglevel=loglevel)
     try:
         yield proc
     finally:
