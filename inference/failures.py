@@ -67,3 +67,30 @@ class GenerationFailure(Exception):
     @property
     def permanent(self) -> bool:
         return self.kind.permanent
+
+
+def too_long_failure(*, limit: int, given: int, reply: int | None = None) -> GenerationFailure:
+    """A conversation over a model's token limits, in one wording whichever protocol serves it.
+
+    `limit`: what the server accepts in total (prompt and reply when `reply` is given, else the
+    prompt alone); `given`: the prompt's tokens; `reply`: the model's max_new_tokens. Never
+    retryable: the same conversation is refused again, on this model, whatever the load.
+    """
+    if reply is None:
+        return GenerationFailure(
+            FailureKind.TOO_LONG,
+            f"This conversation is too long for this model ({given:,} tokens; it accepts {limit:,}). "
+            "Start a new battle with a shorter prompt.",
+        )
+    room = limit - reply
+    if room < 1:  # the model's own max_new_tokens leaves no room for any prompt: an admin's fix
+        return GenerationFailure(
+            FailureKind.MISCONFIGURED,
+            f"This model is set to write up to {reply:,} tokens, more than its server accepts in total "
+            f"({limit:,}); an admin must lower its max_new_tokens.",
+        )
+    return GenerationFailure(
+        FailureKind.TOO_LONG,
+        f"This conversation is too long for this model ({given:,} tokens; it accepts {room:,}, "
+        f"keeping room for a {reply:,}-token reply). Start a new battle with a shorter prompt.",
+    )

@@ -23,7 +23,7 @@ from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from pydantic import ValidationError as PydanticValidationError
 
 from inference.backends import Delta, Finished, GenerationRequest, ProbeResult
-from inference.failures import FailureKind, GenerationFailure
+from inference.failures import FailureKind, GenerationFailure, too_long_failure
 from inference.parameters import OPENAI_DEFAULTS, OPENAI_EXTRA_BODY, OPENAI_REQUEST_NAMES
 
 # Servers with no key (vLLM or Ollama without --api-key) ignore it; the client needs a string, and
@@ -102,30 +102,15 @@ def _redacted(text: str, request: GenerationRequest) -> str:
 
 
 def _too_long_failure(message: str) -> GenerationFailure | None:
-    """The TGI backend's sentences for the same limits (inference.tgi), so a model reads the same
-    whichever protocol serves it; None for other errors."""
+    """The TGI backend's sentences for the same limits (inference.failures.too_long_failure), so a
+    model reads the same whichever protocol serves it; None for other errors."""
     if match := _CONTEXT_WITH_REPLY.search(message):
         groups = match.groupdict()
         limit, given, reply = (int(groups[name] or groups[f"{name}2"]) for name in ("limit", "given", "reply"))
-        room = limit - reply
-        if room < 1:  # the model's own max_new_tokens leaves no room for any prompt: an admin's fix
-            return GenerationFailure(
-                FailureKind.MISCONFIGURED,
-                f"This model is set to write up to {reply:,} tokens, more than its server accepts in total "
-                f"({limit:,}); an admin must lower its max_new_tokens.",
-            )
-        return GenerationFailure(
-            FailureKind.TOO_LONG,
-            f"This conversation is too long for this model ({given:,} tokens; it accepts {room:,}, "
-            f"keeping room for a {reply:,}-token reply). Start a new battle with a shorter prompt.",
-        )
+        return too_long_failure(limit=limit, given=given, reply=reply)
     if match := _CONTEXT_INPUT.search(message):
         limit, given = (int(g) for g in match.groups())
-        return GenerationFailure(
-            FailureKind.TOO_LONG,
-            f"This conversation is too long for this model ({given:,} tokens; it accepts {limit:,}). "
-            "Start a new battle with a shorter prompt.",
-        )
+        return too_long_failure(limit=limit, given=given)
     return None
 
 

@@ -24,7 +24,7 @@ from text_generation.types import StreamResponse
 
 from inference.backends import Delta, Finished, GenerationRequest, ProbeResult, StopSequenceFilter
 from inference.chat_templates import parameters_effective, prompt_render
-from inference.failures import FailureKind, GenerationFailure
+from inference.failures import FailureKind, GenerationFailure, too_long_failure
 from inference.parameters import CLIENT_KEYWORDS
 
 # TGI's validation errors about length (router/src/validation.rs, MaxTotalTokens and InputLength),
@@ -37,31 +37,13 @@ _TOO_LONG_INPUT = re.compile(r"`inputs` must have less than (\d+) tokens\. Given
 
 
 def _too_long_failure(error: str) -> GenerationFailure | None:
-    """A clear failure for a conversation over the model's token limits; None for other errors.
-
-    Never retryable: the same conversation is refused again, on this model, whatever the load.
-    """
+    """A clear failure for a conversation over the model's token limits; None for other errors."""
     if match := _TOO_LONG_WITH_REPLY.search(error):
         limit, given, reply = (int(g) for g in match.groups())
-        room = limit - reply
-        if room < 1:  # the model's own max_new_tokens leaves no room for any prompt: an admin's fix
-            return GenerationFailure(
-                FailureKind.MISCONFIGURED,
-                f"This model is set to write up to {reply:,} tokens, more than its server accepts in total "
-                f"({limit:,}); an admin must lower its max_new_tokens.",
-            )
-        return GenerationFailure(
-            FailureKind.TOO_LONG,
-            f"This conversation is too long for this model ({given:,} tokens; it accepts {room:,}, "
-            f"keeping room for a {reply:,}-token reply). Start a new battle with a shorter prompt.",
-        )
+        return too_long_failure(limit=limit, given=given, reply=reply)
     if match := _TOO_LONG_INPUT.search(error):
         limit, given = (int(g) for g in match.groups())
-        return GenerationFailure(
-            FailureKind.TOO_LONG,
-            f"This conversation is too long for this model ({given:,} tokens; it accepts {limit:,}). "
-            "Start a new battle with a shorter prompt.",
-        )
+        return too_long_failure(limit=limit, given=given)
     return None
 
 
