@@ -31,43 +31,45 @@ async def _direct_tgi(url: str, prompt: str, stops: list[str], tokens: int, star
 
 
 async def _direct_openai(client, model: str, prompt: str, tokens: int, start_at: float) -> dict:
-    """One chat completion streamed straight from the dev server, asked as the arena's backend asks
-    (inference/openai_chat.py): the message as it is, usage included. Each chunk with content is
-    noted as (received, content, False); the role chunk, the final chunk (where the end-of-sequence
-    token would be) and the usage chunk carry none."""
+    """One chat completion streamed straight from the dev server, asked and read as the arena's
+    backend does (inference/openai_chat.py: the same client, the message as it is, usage included,
+    chunks read as plain objects). Each chunk with content is noted as (received, content, False);
+    the role chunk, the final chunk (where the end-of-sequence token would be) and the usage chunk
+    carry none."""
+    import openai
+
     await asyncio.sleep(max(start_at - time.monotonic(), 0))
     out: dict = {"sent": time.monotonic(), "tokens": [], "error": None, "finished": False, "usage": None}
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": tokens, "stream": True,
+            "stream_options": {"include_usage": True}}
     try:
-        stream = await client.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": prompt}], max_tokens=tokens, stream=True,
-            stream_options={"include_usage": True},
-        )
+        stream = await client.post("/chat/completions", body=body, cast_to=object, stream=True,
+                                   stream_cls=openai.AsyncStream[object])
         async with stream:
             async for chunk in stream:
                 received = time.monotonic()
-                if chunk.usage is not None:
-                    out["usage"] = chunk.usage.completion_tokens
-                if not chunk.choices:
+                if chunk.get("usage"):
+                    out["usage"] = chunk["usage"]["completion_tokens"]
+                if not chunk.get("choices"):
                     continue
-                choice = chunk.choices[0]
-                if choice.delta.content:
-                    out["tokens"].append((received, choice.delta.content, False))
-                out["finished"] = out["finished"] or choice.finish_reason is not None
+                choice = chunk["choices"][0]
+                if content := (choice.get("delta") or {}).get("content"):
+                    out["tokens"].append((received, content, False))
+                out["finished"] = out["finished"] or choice.get("finish_reason") is not None
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         out["error"] = f"{type(exc).__name__}: {exc}"
     return out
 
 
 async def _openai_clients(models: list[dict]) -> dict[str, object]:
-    """One `AsyncOpenAI` per server for this process's loop, as the arena's workers keep one per
-    loop and server (its connections stay open between replies); no retries, as theirs. Each is
-    warmed with a one-token request first, as the workers' are by the time they are measured: a
-    fresh process's first request takes some 30 ms more than the next ones (its tag, `warmup`,
-    is no battle's)."""
-    import openai
+    """One client per server for this process's loop, made as the arena's workers make theirs
+    (`inference.openai_chat.client_make`: the aiohttp transport, no retries), kept as theirs are
+    (its connections stay open between replies). Each is warmed with a one-token request first, as
+    the workers' are by the time they are measured: a fresh process's first request takes some
+    30 ms more than the next ones (its tag, `warmup`, is no battle's)."""
+    from inference.openai_chat import client_make
 
-    clients = {m["url"]: openai.AsyncOpenAI(base_url=m["url"], api_key="none", max_retries=0, timeout=60)
-               for m in models}
+    clients = {m["url"]: client_make(m["url"], "", {}, timeout=60) for m in models}
     await asyncio.gather(*(
         _direct_openai(clients[m["url"]], m["served_model"], "[[devserver:echo]] warmup", 1, 0) for m in models
     ))

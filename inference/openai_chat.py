@@ -6,6 +6,12 @@ comes from the chunk `stream_options.include_usage` asks for (counted from the c
 server sends none). The client's own retries are off: the generation task owns retries, quietly
 and only before anything was shown, honouring a server's `Retry-After`. Every error becomes one
 sentence for people with the API key taken out of it; the key and headers never reach a log line.
+
+Two choices keep a token's cost near the TGI client's (bench/README.md): the client runs on the
+`openai` package's aiohttp transport (its `aiohttp` extra) instead of httpx2's, and chunks are read
+as the JSON objects they are (`cast_to=object` through the client's own `post`, which still
+decodes the events, stops at `[DONE]` and raises on an `error` payload) instead of being built
+into typed models, which cost four times the rest of the stream.
 """
 
 from __future__ import annotations
@@ -17,9 +23,9 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Any, TypeVar, cast
 
+import aiohttp
 import httpx2
 import openai
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from pydantic import ValidationError as PydanticValidationError
 
 from inference.backends import Delta, Finished, GenerationRequest, ProbeResult
@@ -74,8 +80,18 @@ def client_make(base_url: str, api_key: str, headers: Mapping[str, str], timeout
     # The stall and total timeouts are ours (per chunk, per reply); the client's bounds a request.
     return openai.AsyncOpenAI(
         base_url=base_url, api_key=api_key or NO_API_KEY, default_headers=dict(headers) or None,
-        max_retries=0, timeout=timeout,
+        max_retries=0, timeout=timeout, http_client=openai.DefaultAioHttpClient(timeout=timeout),
     )
+
+
+def request_body(request: GenerationRequest) -> dict[str, Any]:
+    """The chat-completions request, streamed, with the usage chunk asked for."""
+    options = request_options(request.parameters)
+    extra = options.pop("extra_body", {})
+    return {
+        "model": request.served_model, "messages": request.messages, "stream": True,
+        "stream_options": {"include_usage": True}, **options, **extra,
+    }
 
 
 def request_options(parameters: Mapping[str, Any]) -> dict[str, Any]:
@@ -179,19 +195,48 @@ def _stream_error_failure(error: openai.APIError, request: GenerationRequest) ->
     return GenerationFailure(FailureKind.GENERATION, f"The model failed while generating: {message}")
 
 
+# What the transport's own error says happened, found down the cause chain: the aiohttp transport
+# maps every dropped connection and refused connect to httpx2's ConnectTimeout, so the openai
+# exception's type alone can't tell a stall from a drop. Tried in order (subclasses first).
+_TRANSPORT_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
+    (aiohttp.ClientConnectorError, "unreachable"),
+    (aiohttp.ConnectionTimeoutError, "unreachable"),
+    (httpx2.ConnectError, "unreachable"),
+    (httpx2.ConnectTimeout, "unreachable"),
+    (aiohttp.SocketTimeoutError, "stalled"),
+    (httpx2.ReadTimeout, "stalled"),
+    (aiohttp.ServerTimeoutError, "stalled"),
+    (aiohttp.ClientPayloadError, "dropped"),
+    (aiohttp.ClientConnectionError, "dropped"),
+    (httpx2.RemoteProtocolError, "dropped"),
+    (httpx2.ReadError, "dropped"),
+)
+
+
+def _transport_cause(exc: BaseException) -> str | None:
+    causes: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(causes) < 10:
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for types, verdict in _TRANSPORT_CAUSES:
+        if any(isinstance(c, types) for c in reversed(causes)):
+            return verdict
+    return None
+
+
 def failure_from_client_error(exc: Exception, request: GenerationRequest, *, streaming: bool) -> GenerationFailure:
     """The failure a client error means; `streaming`: the answer had begun. Unknown errors are re-raised."""
     if isinstance(exc, openai.APIStatusError):
         return _status_failure(exc, request)
-    if isinstance(exc, openai.APITimeoutError):
-        # The client's timeouts are the stall limit: nothing at all received for that long.
-        if isinstance(exc.__cause__, httpx2.ConnectTimeout):
-            return GenerationFailure(FailureKind.UNAVAILABLE, "The model server can't be reached.", retryable=True)
-        return GenerationFailure(
-            FailureKind.STALLED, f"The model server stopped sending for {request.stall_seconds:g} s."
-        )
-    if isinstance(exc, openai.APIConnectionError):
-        if streaming:
+    if isinstance(exc, openai.APIConnectionError):  # APITimeoutError included
+        cause = _transport_cause(exc) or ("stalled" if isinstance(exc, openai.APITimeoutError) else "dropped")
+        if cause == "stalled":
+            # The client's read timeout is the stall limit: nothing at all received for that long.
+            return GenerationFailure(
+                FailureKind.STALLED, f"The model server stopped sending for {request.stall_seconds:g} s."
+            )
+        if cause == "dropped" and streaming:
             return GenerationFailure(FailureKind.DISCONNECTED, "The connection to the model server was lost mid-reply.")
         return GenerationFailure(FailureKind.UNAVAILABLE, "The model server can't be reached.", retryable=True)
     if isinstance(exc, openai.APIResponseValidationError | PydanticValidationError | ValueError):
@@ -216,10 +261,9 @@ class OpenAIChatBackend:
         try:
             # The stall limit is the HTTP client's read timeout, so whatever the server sends counts
             # as a sign of life: a `: keep-alive` comment while it queues or prefills as much as a token.
-            stream = await _within(deadline, client.chat.completions.create(
-                model=request.served_model, messages=cast("list[ChatCompletionMessageParam]", request.messages),
-                stream=True, stream_options={"include_usage": True}, timeout=request.stall_seconds,
-                **request_options(request.parameters),
+            stream = await _within(deadline, client.post(
+                "/chat/completions", body=request_body(request), cast_to=object, stream=True,
+                stream_cls=openai.AsyncStream[object], options={"timeout": request.stall_seconds},
             ))
             began = True
             # Closing the stream, however this ends, closes its connection: the server stops generating.
@@ -227,32 +271,44 @@ class OpenAIChatBackend:
                 iterator = stream.__aiter__()
                 while True:
                     try:
-                        chunk: ChatCompletionChunk = await _within(deadline, iterator.__anext__())
+                        chunk = await _within(deadline, iterator.__anext__())
                     except StopAsyncIteration:
                         break
-                    if chunk.usage is not None:
-                        usage = chunk.usage
-                    if not chunk.choices:  # the usage chunk
-                        continue
-                    choice = chunk.choices[0]
-                    if content := choice.delta.content:
+                    content, finished, chunk_usage = _chunk_parts(chunk)
+                    usage = chunk_usage or usage
+                    if content:
                         chunks += 1
                         text.append(content)
                         yield Delta(content)
-                    if choice.finish_reason is not None:
-                        finish_reason = choice.finish_reason
+                    finish_reason = finished or finish_reason
         except GenerationFailure:
             raise
         except Exception as exc:  # mapped to a typed failure, or re-raised when unknown
             raise failure_from_client_error(exc, request, streaming=began) from exc
         if finish_reason is None:
             raise GenerationFailure(FailureKind.INCOMPLETE, "The model server ended the reply before finishing it.")
-        completion = getattr(usage, "completion_tokens", None)
-        prompt = getattr(usage, "prompt_tokens", None)
+        usage = usage if isinstance(usage, dict) else {}
+        completion, prompt = usage.get("completion_tokens"), usage.get("prompt_tokens")
         yield Finished(
             "".join(text), completion if isinstance(completion, int) else chunks, finish_reason,
             prompt_tokens=prompt if isinstance(prompt, int) else None,
         )
+
+
+def _chunk_parts(chunk: object) -> tuple[str, str | None, dict[str, Any] | None]:
+    """(content, finish_reason, usage) of one chunk; the usage chunk has no choices (and vLLM's
+    other chunks no `usage` key). A chunk of another shape is the server's error, not ours."""
+    try:
+        assert isinstance(chunk, dict)
+        usage = chunk.get("usage") or None
+        choices = chunk.get("choices") or [{}]
+        delta = choices[0].get("delta") or {}
+        content, finish_reason = delta.get("content") or "", choices[0].get("finish_reason")
+        assert isinstance(content, str) and (finish_reason is None or isinstance(finish_reason, str))
+        assert usage is None or isinstance(usage, dict)
+    except (AssertionError, AttributeError, TypeError, IndexError, KeyError):
+        raise GenerationFailure(FailureKind.PROTOCOL, "Unexpected answer from the model server.") from None
+    return content, finish_reason, usage
 
 
 async def _within(deadline: float, step: Awaitable[_T]) -> _T:
@@ -281,12 +337,12 @@ async def openai_probe(
             else ": check the base URL (an OpenAI-compatible server's usually ends in /v1)" if status == 404 else ""
         )
         return result
-    except openai.APITimeoutError:
-        result["error"] = f"{base_url} didn't answer within {timeout:g} s"
-        return result
     except openai.APIConnectionError as exc:
-        cause = str(exc.__cause__ or "")
-        result["error"] = _without(f"{base_url} can't be reached" + (f" ({cause})" if cause else ""), secrets)
+        if _transport_cause(exc) == "stalled":
+            result["error"] = f"{base_url} didn't answer within {timeout:g} s"
+        else:
+            cause = str(exc.__cause__ or "")
+            result["error"] = _without(f"{base_url} can't be reached" + (f" ({cause})" if cause else ""), secrets)
         return result
     except (openai.APIError, PydanticValidationError, ValueError) as exc:
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
