@@ -21,7 +21,7 @@ import re
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx2

@@ -281,7 +281,8 @@ def test_the_api_key_is_in_no_page_frame_answer_export_log_or_row(secret_stack, 
     assert '"model_a": ' in surfaces["export_battles"] and "Exported 1 battles" in surfaces["export_battles"]
     worker_log = surfaces["log secrets-worker.log"]
     # Looked at the right logs, at their most talkative: the requests' own debug lines are in them.
-    assert "Encountered an HTTP status error: 401" in worker_log and "DEBUG openai._base_client: Building HTTP request" in worker_log
+    assert "Encountered an HTTP status error: 401" in worker_log
+    assert "DEBUG openai._base_client: Building HTTP request" in worker_log
     assert "DEBUG openai._base_client: Building HTTP request" in surfaces["log secrets-web.log"]  # the admin's probe
 
 
