@@ -1,7 +1,9 @@
 """Reading and writing battles in the public clean_battle schema (FastChat / LMSYS).
 
 A record: {"model_a", "model_b", "winner": "model_a"|"model_b"|"tie"|"tie (bothbad)", optional
-"tstamp", "question_id", "judge", "anony", "turn", "language", "conversation_a", "conversation_b"}.
+"tstamp", "question_id", "judge", "anony", "turn", "language", "conversation_a", "conversation_b"},
+and ours: "draw_probability" (the chance the pair was drawn with, in (0, 1]) with "draw_pairs" (among
+how many pairs), which the inverse-probability fit reads (arena.sampling.vote_weight).
 Files are a JSON array or JSON lines. Parsing is strict: the first malformed record stops
 everything with its line (or array position) number, so nothing is half-read.
 """
@@ -73,6 +75,8 @@ def record_validate(number: int, item: object) -> BattleRecord:
     tstamp = item.get("tstamp")
     if tstamp is not None and (isinstance(tstamp, bool) or not isinstance(tstamp, (int, float))):
         raise BattleFileError(f"line {number}: tstamp must be a number (seconds since the epoch)")
+    if problem := _draw_problem(item.get("draw_probability"), item.get("draw_pairs")):
+        raise BattleFileError(f"line {number}: {problem}")
     for key in ("conversation_a", "conversation_b"):
         conversation = item.get(key)
         if conversation is not None and not (
@@ -86,6 +90,16 @@ def record_validate(number: int, item: object) -> BattleRecord:
         ):
             raise BattleFileError(f"line {number}: {key} must be a list of {{role, content}} messages")
     return BattleRecord(number, model_a, model_b, WINNER_TO_OUTCOME[winner], tstamp, item)
+
+
+def _draw_problem(probability: object, pairs: object) -> str | None:
+    if probability is not None and (
+        isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0 < probability <= 1
+    ):
+        return "draw_probability must be a number in (0, 1]"
+    if pairs is not None and (isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1):
+        return "draw_pairs must be a whole number of at least 1"
+    return None
 
 
 def battles_read(path: Path | str) -> Iterator[BattleRecord]:
