@@ -1,6 +1,6 @@
 """The leaderboard page in a real Chromium against the real stack: how ties read in the win
-fractions, the visible explanations, the empty state and its live replacement, the interval
-plot on a phone."""
+fractions, the visible explanations, provisional models apart, the empty state and its live
+replacement, the interval plot on a phone."""
 
 import time
 
@@ -23,7 +23,7 @@ def rated(*names: str) -> dict[str, ChatModel]:
 
 def counts_set(models: dict[str, ChatModel], cells: dict[tuple[str, str, int], int]) -> None:
     for (a, b, outcome), n in cells.items():
-        PairCount.objects.create(model_a=models[a], model_b=models[b], outcome=outcome, count=n)
+        PairCount.objects.create(model_a=models[a], model_b=models[b], outcome=outcome, count=n, weight=n, weight_sq=n)
 
 
 # alpha vs beta: only ties; alpha vs gamma: 3 wins, 1 loss, 2 ties; beta vs gamma: beta won twice.
@@ -116,6 +116,36 @@ def test_rank_ub_and_the_intervals_are_explained_on_the_page(page, live_stack):
     expect(sandwich).to_be_visible()
     for words in ("analytic (sandwich)", "bootstrap", "half a win", "upper bound", "Online Elo", "1000 times"):
         expect(method).to_contain_text(words)
+
+
+def test_provisional_models_are_listed_apart_without_a_rank_and_the_draw_is_explained(page, live_stack):
+    models = rated("alpha", "beta", "gamma")  # the stack's default: provisional below 50 votes
+    counts_set(models, {("alpha", "beta", ratings.A_WINS): 40, ("beta", "alpha", ratings.TIE): 30,
+                        ("gamma", "alpha", ratings.A_WINS): 3, ("beta", "gamma", ratings.TIE): 2})
+    page.goto(live_stack.base_url + "/leaderboard/")
+    ranked = page.get_by_test_id("leaderboard-body").get_by_test_id("leaderboard-row")
+    expect(ranked).to_have_count(2)
+    assert ranked.evaluate_all("(rows) => rows.map((r) => r.dataset.model)") == ["alpha", "beta"]
+    section = page.get_by_test_id("provisional")
+    expect(section).to_be_visible()
+    expect(section).to_contain_text("Fewer than 50 counted votes")
+    row = page.get_by_test_id("provisional-body").get_by_test_id("leaderboard-row")
+    expect(row).to_have_count(1)
+    expect(row).to_have_attribute("data-model", "gamma")
+    expect(row.locator("td").first).to_have_text("provisional")
+    table = page.get_by_test_id("leaderboard").bounding_box()
+    assert section.bounding_box()["y"] >= table["y"] + table["height"]  # apart, below the ranked ones
+    expect(page.get_by_test_id("leaderboard-summary")).to_contain_text("3 models (1 provisional)")
+    # The plot still shows it, drawn hollow, and says why.
+    expect(page.get_by_test_id("interval-plot").locator("g.provisional circle")).to_have_count(1)
+
+    method = page.get_by_test_id("leaderboard-method")
+    method.locator("summary").click()
+    expect(page.get_by_test_id("method-sampling")).to_contain_text("Mostly the pairs whose next vote would tell")
+    expect(page.get_by_test_id("method-sampling")).to_contain_text("25% of the chance is spread evenly")
+    expect(page.get_by_test_id("method-sampling")).to_contain_text("fewer than 100 counted votes is drawn 5 times")
+    expect(page.get_by_test_id("method-weighting")).to_be_visible()
+    expect(method).to_contain_text("listed apart as provisional")
 
 
 # --- MEDIUM: the empty state, replaced live -----------------------------------------------------
