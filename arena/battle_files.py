@@ -10,6 +10,7 @@ everything with its line (or array position) number, so nothing is half-read.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import orjson  # ~5x faster than json on million-line files; same errors (a JSONDecodeError subclass)
 
 from arena.ratings import WINNER_TO_OUTCOME
+from arena.sampling import vote_weights
 
 
 class BattleFileError(ValueError):
@@ -117,6 +119,7 @@ class BattleArrays:
     model_b: np.ndarray
     outcome: np.ndarray
     skipped_not_anonymous: int
+    weights: np.ndarray  # each vote's inverse-probability weight (1 where the file doesn't say)
 
 
 def battles_arrays(path: Path | str) -> BattleArrays:
@@ -129,6 +132,7 @@ def battles_arrays(path: Path | str) -> BattleArrays:
     b_list: list[int] = []
     o_list: list[int] = []
     t_list: list[float] = []
+    drawn: list[tuple[float, float]] = []  # (draw_probability, draw_pairs), NaN when not given
     skipped = 0
     has_all_tstamps = True
     outcomes = WINNER_TO_OUTCOME
@@ -140,6 +144,9 @@ def battles_arrays(path: Path | str) -> BattleArrays:
                 type(model_a) is not str or type(model_b) is not str or not model_a or not model_b
                 or model_a == model_b or (tstamp is not None and type(tstamp) not in (int, float))
             ):
+                raise TypeError
+            probability, pairs = item.get("draw_probability"), item.get("draw_pairs")
+            if (probability is not None or pairs is not None) and _draw_problem(probability, pairs):
                 raise TypeError
         except (KeyError, TypeError):
             record_validate(number, item)  # words the error for this record
@@ -154,6 +161,7 @@ def battles_arrays(path: Path | str) -> BattleArrays:
         a_list.append(index.setdefault(model_a, len(index)))
         b_list.append(index.setdefault(model_b, len(index)))
         o_list.append(outcome)
+        drawn.append((math.nan if probability is None else probability, math.nan if pairs is None else pairs))
     a = np.array(a_list, dtype=np.int64)
     b = np.array(b_list, dtype=np.int64)
     o = np.array(o_list, dtype=np.int64)
@@ -163,5 +171,7 @@ def battles_arrays(path: Path | str) -> BattleArrays:
         except (TypeError, ValueError):
             raise BattleFileError("tstamp must be a number (seconds since the epoch)") from None
         a, b, o = a[order], b[order], o[order]
-    return BattleArrays(list(index), a, b, o, skipped)
+        drawn = [drawn[i] for i in order]
+    chances = np.array(drawn, dtype=np.float64).reshape(-1, 2)
+    return BattleArrays(list(index), a, b, o, skipped, vote_weights(chances[:, 0], chances[:, 1]))
 

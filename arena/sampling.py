@@ -36,7 +36,6 @@ one K x K inverse (bench/sampling.py times it).  ``bench/sampling.py`` measures 
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
@@ -58,6 +57,7 @@ __all__ = [
     "pair_probabilities",
     "pair_draw",
     "vote_weight",
+    "vote_weights",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -72,7 +72,7 @@ EXPLORATION = 0.25
 # arena's static boost for new models.
 NEW_MODEL_BOOST = 5.0
 # Prior information per model, in log-odds units: a model nobody voted on has a rating standard
-# deviation of 1 (174 rating points, about the spread of the public leaderboard).
+# deviation of 1 (174 rating points, more than the spread of the public leaderboard).
 PRIOR_PRECISION = 1.0
 
 
@@ -203,7 +203,16 @@ def vote_weight(probability: float | None, pairs: int | None) -> float:
     """A vote's inverse-probability weight, relative to a uniform draw among the same pairs:
     ``1 / (pairs · P(pair))``.  Its mean under the draw is exactly 1 (``Σ P · 1/(M P) = 1``), so a
     vote whose probability is unknown (imported, or cast before it was recorded) counts as 1."""
-    if probability is None or pairs is None or not (0.0 < probability <= 1.0) or pairs < 1:
+    if probability is None or pairs is None:
         return 1.0
-    weight = 1.0 / (pairs * probability)
-    return weight if math.isfinite(weight) else 1.0
+    return float(vote_weights(np.array([probability], dtype=np.float64), np.array([pairs], dtype=np.float64))[0])
+
+
+def vote_weights(probabilities: FloatArray, pairs: FloatArray) -> FloatArray:
+    """:func:`vote_weight` of many votes at once; NaN (or out of range) means unknown."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    m = np.asarray(pairs, dtype=np.float64)
+    known = np.isfinite(p) & np.isfinite(m) & (p > 0) & (p <= 1) & (m >= 1)
+    weights: FloatArray = np.ones(p.shape)
+    weights[known] = 1.0 / (m[known] * p[known])
+    return weights

@@ -2,6 +2,9 @@
 when ARENA_RATINGS_WEIGHTING asks, kept through export and import; provisional models apart."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ from arena.models import Battle, ChatModel, PairCount, Vote
 from tests.finished import vote
 
 pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -70,12 +74,12 @@ def test_the_snapshot_fits_the_weights_only_when_asked(voted):
 
 def test_provisional_models_are_flagged_unranked_and_listed_last(voted):
     votes = {r["model"]: r["votes"] for r in leaderboard_snapshot()["models"]}
-    threshold = sorted(votes.values())[1]  # the model with the fewest votes falls below it
+    threshold = min(votes.values()) + 1  # the model(s) with the fewest votes fall below it
     with override_settings(ARENA_PROVISIONAL_VOTES=threshold):
         rows = leaderboard_snapshot()["models"]
     provisional = [r for r in rows if r["provisional"]]
-    assert [r["model"] for r in provisional] == [m for m, n in votes.items() if n < threshold]
-    assert rows[-len(provisional):] == provisional and all(r["rank"] is None for r in provisional)
+    assert {r["model"] for r in provisional} == {m for m, n in votes.items() if n < threshold} != set()
+    assert rows[len(rows) - len(provisional):] == provisional and all(r["rank"] is None for r in provisional)
     assert all(r["rank"] >= 1 for r in rows if not r["provisional"])
 
 
@@ -95,6 +99,24 @@ def test_draw_probabilities_survive_an_export_and_an_import(voted, tmp_path):
     after = {(names[a], names[b], o): v for (a, b, o), v in weights_by_cell().items()}
     assert after == {(names[a], names[b], o): (n, pytest.approx(w), pytest.approx(w2))
                      for (a, b, o), (n, w, w2) in before.items()}
+
+
+def test_the_leaderboard_command_weights_an_exported_file_as_the_database_does(voted, tmp_path):
+    out = tmp_path / "out.jsonl"
+    call_command("export_battles", str(out))
+    for weighting in ("none", "inverse-probability"):
+        result = subprocess.run(
+            [sys.executable, "manage.py", "leaderboard", "--battles", str(out), "--json", "--weighting", weighting],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        )
+        file_rows = json.loads(result.stdout)["models"]
+        with override_settings(ARENA_RATINGS_WEIGHTING=weighting, ARENA_PROVISIONAL_VOTES=0):
+            db_rows = leaderboard_snapshot()["models"]
+        from_file = {m["model"]: (m["rating"], m["ci_upper"] - m["ci_lower"]) for m in file_rows}
+        from_db = {r["model"]: (r["rating"], r["ci_upper"] - r["ci_lower"]) for r in db_rows}
+        assert from_file.keys() == from_db.keys()
+        for name, (rating, width) in from_db.items():
+            assert from_file[name] == (pytest.approx(rating, abs=1e-6), pytest.approx(width, abs=1e-6))
 
 
 @pytest.mark.parametrize("field, value", [("draw_probability", 0), ("draw_probability", 1.5),

@@ -26,12 +26,15 @@ def votes_add(a: ChatModel, b: ChatModel, n: int) -> None:
     PairCount.objects.create(model_a=a, model_b=b, outcome=ratings.A_WINS, count=n, weight=n, weight_sq=n)
 
 
-def pair_chances(client, battles: int) -> dict[frozenset, float]:
-    """The recorded chance of each pair drawn in `battles` battle starts."""
+def pair_chances(client, pairs: int = 3) -> dict[frozenset, float]:
+    """The recorded chance of each pair, from battle starts until every one of the `pairs` pairs
+    was drawn (at most 500)."""
     chances: dict[frozenset, float] = {}
-    for _ in range(battles):
+    for _ in range(500):
         battle = services.battle_start(client=client, text="Hello").battle
         chances[frozenset((battle.model_a.name, battle.model_b.name))] = battle.draw_probability
+        if len(chances) == pairs:
+            break
     return chances
 
 
@@ -39,14 +42,14 @@ def pair_chances(client, battles: int) -> dict[frozenset, float]:
 def test_a_new_model_is_drawn_five_times_as_often_until_it_has_enough_votes(three, alice):
     zephyr, mistral, third = three
     votes_add(zephyr, mistral, 60)
-    chances = pair_chances(alice, 40)
+    chances = pair_chances(alice)
     assert chances[frozenset(("zephyr-7b-beta", "mistral-7b-instruct"))] == pytest.approx(1 / 11)
     assert chances[frozenset(("zephyr-7b-beta", "third"))] == pytest.approx(5 / 11)
 
     votes_add(third, zephyr, 30)
     votes_add(third, mistral, 30)
     leaderboard_live_refresh()  # the state follows the counts at the next refresh
-    after = pair_chances(alice, 40)
+    after = pair_chances(alice)
     assert len(after) == 3 and all(chance == pytest.approx(1 / 3) for chance in after.values())
 
 
@@ -56,7 +59,7 @@ def test_adaptive_draws_mostly_the_pairs_the_votes_know_least(three, alice):
     votes_add(zephyr, mistral, 200)
     PairCount.objects.create(model_a=mistral, model_b=zephyr, outcome=ratings.A_WINS, count=150, weight=150,
                              weight_sq=150)
-    chances = pair_chances(alice, 40)
+    chances = pair_chances(alice)
     known = chances[frozenset(("zephyr-7b-beta", "mistral-7b-instruct"))]
     assert known < 0.25 * (1 / 3) + 0.02  # about its exploration floor
     assert known >= 0.25 * (1 / 3) - 1e-9
