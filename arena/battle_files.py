@@ -132,7 +132,9 @@ def battles_arrays(path: Path | str) -> BattleArrays:
     b_list: list[int] = []
     o_list: list[int] = []
     t_list: list[float] = []
-    drawn: list[tuple[float, float]] = []  # (draw_probability, draw_pairs), NaN when not given
+    # (draw_probability, draw_pairs) per row, NaN when not given; kept only once a record has them
+    # (a public dump has none, and the per-row tuples would slow its reading by a quarter).
+    drawn: list[tuple[float, float]] | None = None
     skipped = 0
     has_all_tstamps = True
     outcomes = WINNER_TO_OUTCOME
@@ -160,8 +162,10 @@ def battles_arrays(path: Path | str) -> BattleArrays:
             t_list.append(tstamp)
         a_list.append(index.setdefault(model_a, len(index)))
         b_list.append(index.setdefault(model_b, len(index)))
+        if drawn is not None or probability is not None or pairs is not None:
+            drawn = drawn if drawn is not None else [(math.nan, math.nan)] * len(o_list)
+            drawn.append((math.nan if probability is None else probability, math.nan if pairs is None else pairs))
         o_list.append(outcome)
-        drawn.append((math.nan if probability is None else probability, math.nan if pairs is None else pairs))
     a = np.array(a_list, dtype=np.int64)
     b = np.array(b_list, dtype=np.int64)
     o = np.array(o_list, dtype=np.int64)
@@ -171,7 +175,11 @@ def battles_arrays(path: Path | str) -> BattleArrays:
         except (TypeError, ValueError):
             raise BattleFileError("tstamp must be a number (seconds since the epoch)") from None
         a, b, o = a[order], b[order], o[order]
-        drawn = [drawn[i] for i in order]
-    chances = np.array(drawn, dtype=np.float64).reshape(-1, 2)
-    return BattleArrays(list(index), a, b, o, skipped, vote_weights(chances[:, 0], chances[:, 1]))
+    else:
+        order = np.arange(o.size)
+    weights = np.ones(o.size)
+    if drawn is not None:
+        chances = np.array(drawn, dtype=np.float64).reshape(-1, 2)[order]
+        weights = vote_weights(chances[:, 0], chances[:, 1])
+    return BattleArrays(list(index), a, b, o, skipped, weights)
 
