@@ -2,6 +2,7 @@
 fractions, the visible explanations, provisional models apart, the empty state and its live
 replacement, the interval plot on a phone."""
 
+import re
 import time
 
 import pytest
@@ -95,7 +96,11 @@ def test_rank_ub_and_the_intervals_are_explained_on_the_page(page, live_stack):
     counts_set(rated("alpha", "beta", "gamma"), CELLS)
     page.goto(live_stack.base_url + "/leaderboard/")
     expect(page.get_by_test_id("leaderboard-row")).to_have_count(3)
-    expect(page.get_by_test_id("leaderboard-summary")).to_contain_text("analytic (sandwich)")
+    # Analytic, unless the worker's debounced bootstrap, queued by an earlier test's votes, landed
+    # on these same counts meanwhile (it is then current for them, and shown).
+    expect(page.get_by_test_id("leaderboard-summary")).to_contain_text(
+        re.compile(r"95% intervals: (analytic \(sandwich\), live|bootstrap, 1000 rounds)")
+    )
 
     # Without hovering anything: a legend right under the table.
     legend = page.get_by_test_id("leaderboard-legend")
