@@ -9,7 +9,7 @@ from django.db.models import F
 
 from arena import queue, ratings
 from arena.models import ChatModel, PairCount, Vote
-from arena.sampling import vote_weight
+from arena.sampling import vote_weight, vote_weights
 
 VOTES_COUNT_BATCH = 5000
 # What counting needs of a vote: its id, its pair and outcome, how its pair was drawn.
@@ -103,7 +103,8 @@ def leaderboard_rebuild() -> int:
     a = np.fromiter((index[r[1]] for r in rows), dtype=np.int64, count=len(rows))
     b = np.fromiter((index[r[2]] for r in rows), dtype=np.int64, count=len(rows))
     o = np.fromiter((Vote.Outcome(r[3]).code for r in rows), dtype=np.int64, count=len(rows))
-    w = np.fromiter((vote_weight(r[4], r[5]) for r in rows), dtype=np.float64, count=len(rows))
+    # None (not recorded) becomes NaN, which vote_weights counts as 1
+    w = vote_weights(np.array([r[4] for r in rows], dtype=np.float64), np.array([r[5] for r in rows], dtype=np.float64))
     counts = ratings.counts_from_battles(a, b, o, len(ids))
     sums = ratings.counts_from_battles(a, b, o, len(ids), weights=w)
     squares = ratings.counts_from_battles(a, b, o, len(ids), weights=w * w)
