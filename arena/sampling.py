@@ -31,7 +31,10 @@ win probabilities the fit predicts (delta method: ``(p_kl (1 − p_kl))² Var(β
 
 ``Σ`` is the inverse of the information plus ``PRIOR_PRECISION`` per model, so a model without
 votes has a finite (large) variance and the largest gains.  All pairs cost two K x K products and
-one K x K inverse (bench/sampling.py times it).  ``bench/sampling.py`` measures the policies.
+one K x K inverse (bench/sampling.py times it).  ``bench/sampling.py`` measures the policies:
+level with uniform when every model starts together (no allocation could save more than 4–6%
+there: a vote between models 150 points apart still carries 84% of an even match's information),
+about 45% fewer votes for models that join a running arena (bench/README.md).
 """
 
 from __future__ import annotations

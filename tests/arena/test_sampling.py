@@ -1,6 +1,9 @@
 """Tests for arena.sampling (pure numpy; no Django, no database)."""
 
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,3 +181,9 @@ def test_the_inverse_probability_fit_is_unbiased_on_adaptive_data():
     # The unweighted fit of the same votes answers another question (the design's): the test
     # tells the two apart.
     assert np.max(np.abs(plain.mean(axis=0) - target)) > 10.0
+
+
+def test_module_imports_without_django():
+    root = Path(__file__).resolve().parents[2]
+    code = "import sys, arena.sampling; assert 'django' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
