@@ -40,6 +40,7 @@ lint: deps
 
 bench: deps
 	$(PY) bench/leaderboard.py
+	$(PY) bench/sampling.py
 	$(PY) bench/stream.py
 	$(PY) bench/stream.py --steady --n 50,100,200
 	$(PY) bench/votes.py

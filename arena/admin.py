@@ -124,9 +124,11 @@ class TurnAdmin(ArenaRecordAdmin):
 class BattleAdmin(ArenaRecordAdmin):
     list_display = ("id", "model_a", "model_b", "created_at")
     list_filter = ("model_a", "model_b")
-    # source_id and judge are set by import_battles (the record's question_id and judge).
+    # source_id and judge are set by import_battles (the record's question_id and judge); the draw's
+    # probability by battle_start (or the import), and the counted vote's weight follows from it.
     readonly_fields = (
-        "id", "model_a", "model_b", "client_id", "ip_hash", "anonymous", "source_id", "judge", "created_at",
+        "id", "model_a", "model_b", "client_id", "ip_hash", "anonymous", "source_id", "judge",
+        "draw_probability", "draw_pairs", "created_at",
     )
 
     def delete_model(self, request, obj: Battle) -> None:

@@ -1,13 +1,16 @@
 """Reading and writing battles in the public clean_battle schema (FastChat / LMSYS).
 
 A record: {"model_a", "model_b", "winner": "model_a"|"model_b"|"tie"|"tie (bothbad)", optional
-"tstamp", "question_id", "judge", "anony", "turn", "language", "conversation_a", "conversation_b"}.
+"tstamp", "question_id", "judge", "anony", "turn", "language", "conversation_a", "conversation_b"},
+and ours: "draw_probability" (the chance the pair was drawn with, in (0, 1]) with "draw_pairs" (among
+how many pairs), which the inverse-probability fit reads (arena.sampling.vote_weight).
 Files are a JSON array or JSON lines. Parsing is strict: the first malformed record stops
 everything with its line (or array position) number, so nothing is half-read.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,7 @@ import numpy as np
 import orjson  # ~5x faster than json on million-line files; same errors (a JSONDecodeError subclass)
 
 from arena.ratings import WINNER_TO_OUTCOME
+from arena.sampling import vote_weights
 
 
 class BattleFileError(ValueError):
@@ -73,6 +77,8 @@ def record_validate(number: int, item: object) -> BattleRecord:
     tstamp = item.get("tstamp")
     if tstamp is not None and (isinstance(tstamp, bool) or not isinstance(tstamp, (int, float))):
         raise BattleFileError(f"line {number}: tstamp must be a number (seconds since the epoch)")
+    if problem := _draw_problem(item.get("draw_probability"), item.get("draw_pairs")):
+        raise BattleFileError(f"line {number}: {problem}")
     for key in ("conversation_a", "conversation_b"):
         conversation = item.get(key)
         if conversation is not None and not (
@@ -86,6 +92,16 @@ def record_validate(number: int, item: object) -> BattleRecord:
         ):
             raise BattleFileError(f"line {number}: {key} must be a list of {{role, content}} messages")
     return BattleRecord(number, model_a, model_b, WINNER_TO_OUTCOME[winner], tstamp, item)
+
+
+def _draw_problem(probability: object, pairs: object) -> str | None:
+    if probability is not None and (
+        isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0 < probability <= 1
+    ):
+        return "draw_probability must be a number in (0, 1]"
+    if pairs is not None and (isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1):
+        return "draw_pairs must be a whole number of at least 1"
+    return None
 
 
 def battles_read(path: Path | str) -> Iterator[BattleRecord]:
@@ -103,6 +119,7 @@ class BattleArrays:
     model_b: np.ndarray
     outcome: np.ndarray
     skipped_not_anonymous: int
+    weights: np.ndarray  # each vote's inverse-probability weight (1 where the file doesn't say)
 
 
 def battles_arrays(path: Path | str) -> BattleArrays:
@@ -115,6 +132,9 @@ def battles_arrays(path: Path | str) -> BattleArrays:
     b_list: list[int] = []
     o_list: list[int] = []
     t_list: list[float] = []
+    # (draw_probability, draw_pairs) per row, NaN when not given; kept only once a record has them
+    # (a public dump has none, and the per-row tuples would slow its reading by a quarter).
+    drawn: list[tuple[float, float]] | None = None
     skipped = 0
     has_all_tstamps = True
     outcomes = WINNER_TO_OUTCOME
@@ -126,6 +146,9 @@ def battles_arrays(path: Path | str) -> BattleArrays:
                 type(model_a) is not str or type(model_b) is not str or not model_a or not model_b
                 or model_a == model_b or (tstamp is not None and type(tstamp) not in (int, float))
             ):
+                raise TypeError
+            probability, pairs = item.get("draw_probability"), item.get("draw_pairs")
+            if (probability is not None or pairs is not None) and _draw_problem(probability, pairs):
                 raise TypeError
         except (KeyError, TypeError):
             record_validate(number, item)  # words the error for this record
@@ -139,6 +162,9 @@ def battles_arrays(path: Path | str) -> BattleArrays:
             t_list.append(tstamp)
         a_list.append(index.setdefault(model_a, len(index)))
         b_list.append(index.setdefault(model_b, len(index)))
+        if drawn is not None or probability is not None or pairs is not None:
+            drawn = drawn if drawn is not None else [(math.nan, math.nan)] * len(o_list)
+            drawn.append((math.nan if probability is None else probability, math.nan if pairs is None else pairs))
         o_list.append(outcome)
     a = np.array(a_list, dtype=np.int64)
     b = np.array(b_list, dtype=np.int64)
@@ -149,5 +175,11 @@ def battles_arrays(path: Path | str) -> BattleArrays:
         except (TypeError, ValueError):
             raise BattleFileError("tstamp must be a number (seconds since the epoch)") from None
         a, b, o = a[order], b[order], o[order]
-    return BattleArrays(list(index), a, b, o, skipped)
+    else:
+        order = np.arange(o.size)
+    weights = np.ones(o.size)
+    if drawn is not None:
+        chances = np.array(drawn, dtype=np.float64).reshape(-1, 2)[order]
+        weights = vote_weights(chances[:, 0], chances[:, 1])
+    return BattleArrays(list(index), a, b, o, skipped, weights)
 

@@ -162,11 +162,20 @@ class Battle(models.Model):
     # For imported battles: the record's question_id (or a digest), making re-imports idempotent.
     source_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
     judge = models.CharField(max_length=200, blank=True)
+    # How the pair was drawn (arena.sampling): its probability among `draw_pairs` possible pairs.
+    # A vote can then weigh 1 / (draw_pairs * draw_probability) in the fit; empty when unknown
+    # (imported without them, or drawn before they were recorded): the vote weighs 1.
+    draw_probability = models.FloatField(null=True, blank=True)
+    draw_pairs = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=~Q(model_a=models.F("model_b")), name="battle_distinct_models")
+            models.CheckConstraint(condition=~Q(model_a=models.F("model_b")), name="battle_distinct_models"),
+            models.CheckConstraint(
+                condition=Q(draw_probability__isnull=True) | Q(draw_probability__gt=0, draw_probability__lte=1),
+                name="battle_draw_probability_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -305,6 +314,10 @@ class PairCount(models.Model):
     model_b = models.ForeignKey(ChatModel, on_delete=models.CASCADE, related_name="+")
     outcome = models.PositiveSmallIntegerField()  # arena.ratings.A_WINS / B_WINS / TIE / BOTH_BAD
     count = models.PositiveIntegerField(default=0)
+    # The same votes' inverse-probability weights (arena.sampling.vote_weight), summed and squared:
+    # what the weighted fit and its intervals read (ARENA_RATINGS_WEIGHTING).
+    weight = models.FloatField(default=0.0)
+    weight_sq = models.FloatField(default=0.0)
 
     class Meta:
         constraints = [

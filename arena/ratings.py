@@ -76,8 +76,19 @@ Intervals
     damped Newton fallback, in chunks spread over threads; results depend on
     ``seed`` only, not on the number of threads.
 
+Weighted votes
+    A battle whose pair was drawn with probability P among M drawable pairs
+    may weigh ``w = 1 / (M P)`` (``arena.sampling.vote_weight``; 1 under a
+    uniform draw, mean 1 under any draw), so that the fit estimates what
+    uniform sampling would have (Chatbot Arena paper, eq. 7): the cells then
+    hold sums of weights (``counts_from_battles(..., weights=)``), the fit is
+    the same weighted likelihood, and the sandwich's Sigma and the bootstrap
+    take the sums of the squared weights (``squares``) per cell.
+
 Rank (UB)
-    ``rank = 1 + #{models whose lower bound > this model's upper bound}``.
+    ``rank = 1 + #{models whose lower bound > this model's upper bound}``,
+    among the models ranked: ``leaderboard_compute(min_votes=N)`` leaves the
+    models with fewer than N votes unranked (provisional).
 
 Charts
     ``win_fraction_matrix`` is FastChat's ``compute_pairwise_win_fraction``:
@@ -181,13 +192,14 @@ class Interval(NamedTuple):
 
 
 def counts_from_battles(
-    a_idx: AnyArray, b_idx: AnyArray, outcome: AnyArray, k: int
-) -> IntArray:
+    a_idx: AnyArray, b_idx: AnyArray, outcome: AnyArray, k: int, weights: AnyArray | None = None
+) -> AnyArray:
     """Collapse battle rows into an int64 ``(k, k, 4)`` count array.
 
     ``a_idx``/``b_idx`` are model indices of sides A and B, ``outcome`` the
-    outcome codes.  Raises ``ValueError`` on out-of-range values, length
-    mismatches and self-battles.
+    outcome codes.  With ``weights`` (one per battle) the cells hold float64
+    sums of the weights instead (see Weighted votes).  Raises ``ValueError``
+    on out-of-range values, length mismatches and self-battles.
     """
     a = np.asarray(a_idx)
     b = np.asarray(b_idx)
@@ -197,8 +209,11 @@ def counts_from_battles(
     k = int(k)
     if k < 0:
         raise ValueError("k must be non-negative")
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    if w is not None and w.shape != a.shape:
+        raise ValueError("weights must have one entry per battle")
     if a.size == 0:
-        return np.zeros((k, k, N_OUTCOMES), dtype=np.int64)
+        return np.zeros((k, k, N_OUTCOMES), dtype=np.int64 if w is None else np.float64)
     for name, arr, hi in (("a_idx", a, k), ("b_idx", b, k), ("outcome", o, N_OUTCOMES)):
         if not np.issubdtype(arr.dtype, np.integer):
             raise ValueError(f"{name} must hold integers")
@@ -207,8 +222,10 @@ def counts_from_battles(
     if np.any(a == b):
         raise ValueError("a battle needs two different models (a_idx == b_idx found)")
     flat = (a.astype(np.int64) * k + b) * N_OUTCOMES + o
-    counts = np.bincount(flat, minlength=k * k * N_OUTCOMES)
-    return counts.astype(np.int64, copy=False).reshape(k, k, N_OUTCOMES)
+    counts = np.bincount(flat, weights=w, minlength=k * k * N_OUTCOMES)
+    if w is None:
+        counts = counts.astype(np.int64, copy=False)
+    return counts.reshape(k, k, N_OUTCOMES)
 
 
 def counts_add(counts: AnyArray, a: int, b: int, outcome: int, n: int = 1) -> None:
@@ -473,7 +490,7 @@ def _gauge_pinv(lap: FloatArray, comps: list[IndexArray]) -> FloatArray:
 
 
 def rating_covariance(
-    counts: AnyArray, ratings: FloatArray, *, method: str = "sandwich"
+    counts: AnyArray, ratings: FloatArray, *, method: str = "sandwich", squares: AnyArray | None = None
 ) -> FloatArray:
     """Covariance of the centred ratings, in rating points squared, ``(K, K)``.
 
@@ -482,6 +499,8 @@ def rating_covariance(
     H^+ Sigma H^+ with Sigma the empirical covariance of the per-battle
     scores, as lmarena ``arena-rank``.  The sum-to-zero gauge is handled
     with the pseudo-inverse.  Rows/columns of unrated models are NaN.
+    With weighted ``counts``, ``squares`` (the sums of the squared weights)
+    make the sandwich's Sigma; ``method="hessian"`` assumes unit weights.
     """
     if method not in ("sandwich", "hessian"):
         raise ValueError("method must be 'sandwich' or 'hessian'")
@@ -494,6 +513,9 @@ def rating_covariance(
         return cov
     sub = np.ix_(idx, idx)
     n, s, t = n[sub], strict[sub], ties[sub]
+    if squares is not None:
+        s2, t2 = _pair_stats(squares)
+        s, t = s2[sub], t2[sub]
     r = np.asarray(ratings, dtype=np.float64)[idx]
     if not np.all(np.isfinite(r)):
         raise ValueError("ratings of models with battles must be finite")
@@ -524,13 +546,15 @@ def analytic_intervals(
     level: float = 0.95,
     method: str = "sandwich",
     anchor: tuple[int, float] | None = None,
+    squares: AnyArray | None = None,
 ) -> Interval:
     """``ratings +- z * SE`` from :func:`rating_covariance` (z = 1.96 at 95%).
 
     Pass the same ``anchor`` as used for ``ratings``: the standard errors are
-    then those of the difference to the anchored model.
+    then those of the difference to the anchored model.  ``squares``: see
+    :func:`rating_covariance`.
     """
-    cov = rating_covariance(counts, ratings, method=method)
+    cov = rating_covariance(counts, ratings, method=method, squares=squares)
     if anchor is None:
         var = np.diag(cov).copy()
     else:
@@ -554,6 +578,14 @@ class _PairCells(NamedTuple):
     pi: IndexArray  # (P,) local index of i
     pj: IndexArray  # (P,) local index of j
     cells: FloatArray  # (P, 3) counts: i beat j, j beat i, tie or both-bad
+
+
+def _pooled(counts: AnyArray, pc: _PairCells) -> FloatArray:
+    """Any count-shaped array pooled in the layout of ``pc.cells``."""
+    strict, ties = _pair_stats(counts)
+    sub = np.ix_(pc.idx, pc.idx)
+    s, t = strict[sub], ties[sub]
+    return np.stack([s[pc.pi, pc.pj], s[pc.pj, pc.pi], t[pc.pi, pc.pj]], axis=1)
 
 
 def _pair_cells(counts: AnyArray) -> _PairCells:
@@ -676,6 +708,7 @@ def bootstrap_ratings(
     sampler: str = "fast",
     workers: int | None = None,
     tol: float = 1e-7,
+    squares: AnyArray | None = None,
 ) -> FloatArray:
     """Bootstrap rating samples, shape ``(rounds, K)`` (NaN columns for unrated).
 
@@ -697,9 +730,15 @@ def bootstrap_ratings(
     ``compute_bootstrap_bt`` draw for draw when the model indices follow
     FastChat's ``pd.factorize`` order.  It is several times slower.
     Results do not depend on ``workers``.
+
+    Weighted ``counts`` (sums of vote weights) need ``squares``, the sums of
+    the squared weights: each pooled cell is then drawn as ``s * Poisson(W / s)``
+    with ``s = squares / W``, which has the mean ``W`` and the variance
+    ``squares`` of a Poisson bootstrap of the weighted votes (exact when a
+    cell's votes share one weight), with the fast sampler only.
     """
-    if sampler not in ("fast", "reference"):
-        raise ValueError("sampler must be 'fast' or 'reference'")
+    if sampler not in ("fast", "reference") or (squares is not None and sampler != "fast"):
+        raise ValueError("sampler must be 'fast' or 'reference' (weighted counts: 'fast')")
     rounds = int(rounds)
     c = _check_counts(counts)
     k = c.shape[0]
@@ -733,7 +772,7 @@ def bootstrap_ratings(
     sizes = [min(chunk, rounds - s) for s in starts]
     n_pairs = pc.pi.size
 
-    def fit_chunk(draws: IntArray, target: IndexArray, lower: NDArray[np.bool_]) -> FloatArray:
+    def fit_chunk(draws: AnyArray, target: IndexArray, lower: NDArray[np.bool_]) -> FloatArray:
         # ``lower`` splits the draws so that each part has distinct targets
         # (a pooled cell receives at most one row per orientation)
         if target.size == n_pairs * 3 and lower.all():
@@ -754,8 +793,12 @@ def bootstrap_ratings(
         every = np.ones(nz.size, dtype=bool)
         streams = np.random.SeedSequence(seed).spawn(len(starts))
 
+        scale = None if squares is None else _pooled(squares, pc).ravel()[nz] / weights
+
         def job(i: int) -> FloatArray:
             rng = np.random.Generator(np.random.PCG64(streams[i]))
+            if scale is not None:  # weighted votes: a scaled Poisson per cell (docstring)
+                return fit_chunk(rng.poisson(weights / scale, size=(sizes[i], nz.size)) * scale, nz, every)
             return fit_chunk(_draw_fast(rng, weights, total, sizes[i]), nz, every)
 
         if n_workers == 1:
@@ -790,6 +833,7 @@ def bootstrap_intervals(
     ridge: float = DEFAULT_RIDGE,
     sampler: str = "fast",
     workers: int | None = None,
+    squares: AnyArray | None = None,
 ) -> Interval:
     """Percentile bootstrap interval (2.5% / 97.5% at ``level=0.95``).
 
@@ -807,6 +851,7 @@ def bootstrap_intervals(
         ridge=ridge,
         sampler=sampler,
         workers=workers,
+        squares=squares,
     )
     alpha = (1.0 - level) / 2.0
     lower, upper = np.quantile(samples, [alpha, 1.0 - alpha], axis=0)
@@ -818,15 +863,18 @@ def bootstrap_intervals(
 # --------------------------------------------------------------------------
 
 
-def rank_ub(lower: FloatArray, upper: FloatArray) -> IntArray:
+def rank_ub(lower: FloatArray, upper: FloatArray, ranked: NDArray[np.bool_] | None = None) -> IntArray:
     """Rank (UB): 1 + number of models whose lower bound is strictly greater
-    than this model's upper bound.  Models with a NaN bound get 0 and do not
-    count against others."""
+    than this model's upper bound.  Models with a NaN bound, or left out by
+    the mask ``ranked`` (e.g. provisional ones), get 0 and do not count
+    against others."""
     lo = np.asarray(lower, dtype=np.float64)
     up = np.asarray(upper, dtype=np.float64)
     if lo.shape != up.shape or lo.ndim != 1:
         raise ValueError("lower and upper must be 1-d arrays of equal length")
     valid = np.isfinite(lo) & np.isfinite(up)
+    if ranked is not None:
+        valid &= np.asarray(ranked, dtype=bool)
     sorted_lo = np.sort(lo[valid])
     above = sorted_lo.size - np.searchsorted(sorted_lo, up, side="right")
     return np.where(valid, 1 + above, 0).astype(np.int64)
@@ -912,6 +960,7 @@ class LeaderboardRow:
     rank: int | None
     votes: int
     elo_online: float | None = None
+    provisional: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -944,6 +993,8 @@ def leaderboard_compute(
     analytic_method: str = "sandwich",
     include_unrated: bool = False,
     workers: int | None = None,
+    weighted: tuple[AnyArray, AnyArray] | None = None,
+    min_votes: int = 0,
 ) -> LeaderboardTable:
     """Full leaderboard: BT rating, 95% interval, rank (UB), votes, sorted by
     rating descending (ties broken by name).
@@ -951,22 +1002,30 @@ def leaderboard_compute(
     ``bootstrap_rounds > 0`` uses :func:`bootstrap_intervals` (seeded),
     otherwise :func:`analytic_intervals`.  ``elo`` is an optional per-model
     online Elo vector (e.g. from :func:`elo_online`) copied into the rows.
+    ``weighted=(sums, squares)`` fits the sums of the votes' weights instead
+    of ``counts`` (see Weighted votes); ``counts`` still give the votes.  A
+    model with fewer than ``min_votes`` votes is provisional: no rank, and it
+    does not count in the ranks of the others.
     """
     c = _check_counts(counts)
     k = c.shape[0]
     if len(names) != k:
         raise ValueError("names must have one entry per model")
-    ratings = fit_bt(c, anchor=anchor)
+    fitted, squares = (c, None) if weighted is None else (_check_counts(weighted[0]), _check_counts(weighted[1]))
+    if fitted.shape != c.shape or (squares is not None and squares.shape != c.shape):
+        raise ValueError("weighted sums and squares must have the shape of counts")
+    ratings = fit_bt(fitted, anchor=anchor)
     if bootstrap_rounds > 0:
         lower, upper = bootstrap_intervals(
-            c, bootstrap_rounds, seed, ratings=ratings, anchor=anchor, workers=workers
+            fitted, bootstrap_rounds, seed, ratings=ratings, anchor=anchor, workers=workers, squares=squares
         )
         method = "bootstrap"
     else:
-        lower, upper = analytic_intervals(c, ratings, method=analytic_method, anchor=anchor)
+        lower, upper = analytic_intervals(fitted, ratings, method=analytic_method, anchor=anchor, squares=squares)
         method = "analytic"
-    ranks = rank_ub(lower, upper)
     votes = votes_per_model(c)
+    established = votes >= min_votes
+    ranks = rank_ub(lower, upper, established)
     elo_arr = None if elo is None else np.asarray(elo, dtype=np.float64)
     if elo_arr is not None and elo_arr.shape != (k,):
         raise ValueError("elo must have one entry per model")
@@ -982,9 +1041,10 @@ def leaderboard_compute(
                 rating=float(ratings[i]),
                 ci_lower=float(lower[i]),
                 ci_upper=float(upper[i]),
-                rank=int(ranks[i]) if rated else None,
+                rank=int(ranks[i]) if rated and established[i] else None,
                 votes=int(round(votes[i])),
                 elo_online=None if elo_arr is None else float(elo_arr[i]),
+                provisional=not established[i],
             )
         )
     rows.sort(key=lambda r: (not math.isfinite(r.rating), -np.nan_to_num(r.rating), r.model))

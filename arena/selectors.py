@@ -15,6 +15,7 @@ from arena.clients import ClientIdentity
 from arena.errors import NotFound
 from arena.leaderboard import CACHE_CURRENT, leaderboard_snapshot
 from arena.models import Battle, ChatModel, Reply, Vote
+from arena.pairing import CACHE_PAIRING, PairingState, pairing_state
 from arena.rules import BattleNow, SideNow, battle_controls, controls_closed, failure_facts
 
 
@@ -178,3 +179,12 @@ def leaderboard_current() -> dict[str, Any]:
         snapshot = leaderboard_snapshot()
         cache.set(CACHE_CURRENT, snapshot, timeout=None)
     return snapshot
+
+
+def pairing_current() -> PairingState:
+    """What the sampling policy needs, as the last leaderboard refresh computed it (or fresh)."""
+    state = cache.get(CACHE_PAIRING)
+    if state is None:
+        state = pairing_state()
+        cache.set(CACHE_PAIRING, state, timeout=None)
+    return state

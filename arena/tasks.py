@@ -17,7 +17,8 @@ from django.core.cache import cache
 from django.db import close_old_connections, connection
 
 from arena import events, queue, services
-from arena.leaderboard import CACHE_CURRENT, bootstrap_store, leaderboard_snapshot
+from arena.leaderboard import CACHE_CURRENT, bootstrap_store, counts_load, leaderboard_snapshot
+from arena.pairing import CACHE_PAIRING, pairing_state
 from arena.publish import group_publish
 from arena.selectors import models_to_probe
 from arena.services.counting import LIVE_REFRESH_PENDING
@@ -111,8 +112,11 @@ def leaderboard_live_refresh() -> int:
     # Cleared before reading: a vote committed after this point schedules another run.
     cache.delete(LIVE_REFRESH_PENDING)
     services.votes_count_pending()
-    snapshot = leaderboard_snapshot()
+    loaded = counts_load()
+    snapshot = leaderboard_snapshot(loaded=loaded)
     _leaderboard_publish(snapshot)
+    # The sampling policy follows the same counts: battles started from now on use them.
+    cache.set(CACHE_PAIRING, pairing_state(loaded), timeout=None)
     if settings.ARENA_BOOTSTRAP_ROUNDS and cache.add(BOOTSTRAP_PENDING, 1, timeout=300):
         queue.leaderboard_bootstrap_queue(countdown=settings.ARENA_BOOTSTRAP_DEBOUNCE_SECONDS)
     return int(snapshot["total_votes"])

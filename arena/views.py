@@ -6,6 +6,7 @@ from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
+from arena import sampling
 from arena.selectors import leaderboard_current, models_available
 
 # require_safe: GET and HEAD (uptime monitors check pages with HEAD; Django drops the body).
@@ -46,6 +47,12 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
     return render(request, "arena/leaderboard.html", {
         "leaderboard": leaderboard_current(),
         "bootstrap_rounds": settings.ARENA_BOOTSTRAP_ROUNDS,
+        "provisional_votes": settings.ARENA_PROVISIONAL_VOTES,
+        "sampling": settings.ARENA_SAMPLING,
+        "weighting": settings.ARENA_RATINGS_WEIGHTING,
+        "boost_votes": settings.ARENA_NEW_MODEL_BOOST_VOTES,
+        "new_model_boost": f"{sampling.NEW_MODEL_BOOST:g}",
+        "exploration_percent": f"{sampling.EXPLORATION * 100:g}",
     })
 
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from environs import Env, EnvError
-from marshmallow.validate import Range
+from marshmallow.validate import OneOf, Range
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -123,6 +123,18 @@ try:
     ARENA_BOOTSTRAP_DEBOUNCE_SECONDS = env.float("ARENA_BOOTSTRAP_DEBOUNCE_SECONDS", 10.0, validate=_NON_NEGATIVE)
     # Votes on battles whose replies named a model or vendor are kept but not rated, unless this is on.
     ARENA_RATINGS_INCLUDE_FLAGGED = env.bool("ARENA_RATINGS_INCLUDE_FLAGGED", False)
+    # How each vote weighs in the fit: all alike, or by the inverse of the chance its pair was
+    # drawn with (the ratings then estimate what uniform sampling would have given).
+    ARENA_RATINGS_WEIGHTING = env.str(
+        "ARENA_RATINGS_WEIGHTING", "none", validate=OneOf(["none", "inverse-probability"])
+    )
+    # Which two models fight (arena/sampling.py; bench/sampling.py compares the three): the pairs
+    # whose next vote says most about the ranking, every pair alike, or the reference arena's draw.
+    ARENA_SAMPLING = env.str("ARENA_SAMPLING", "adaptive", validate=OneOf(["adaptive", "uniform", "weighted"]))
+    # A model with fewer counted votes is drawn five times as often (0: no boost) ...
+    ARENA_NEW_MODEL_BOOST_VOTES = env.int("ARENA_NEW_MODEL_BOOST_VOTES", 100, validate=_NON_NEGATIVE)
+    # ... and listed apart on the leaderboard as provisional, without a rank (0: none is).
+    ARENA_PROVISIONAL_VOTES = env.int("ARENA_PROVISIONAL_VOTES", 50, validate=_NON_NEGATIVE)
     IP_HASH_SALT = env.str("IP_HASH_SALT", SECRET_KEY)
 except EnvError as exc:  # environs names the variable and the bad value
     raise ImproperlyConfigured(f"Bad environment variable: {exc}") from exc

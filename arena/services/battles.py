@@ -9,13 +9,12 @@ import uuid
 from django.conf import settings
 from django.db import transaction
 
-from arena import queue
+from arena import queue, sampling
 from arena.clients import ClientIdentity
 from arena.errors import ArenaError, NoModelsAvailable, NotAllowed
-from arena.models import Battle, Reply, Turn, Vote
+from arena.models import Battle, ChatModel, Reply, Turn, Vote
 from arena.rules import regenerate_refusal, send_refusal
-from arena.sampling import pair_draw
-from arena.selectors import battle_get_for_client, battle_now, models_drawable
+from arena.selectors import battle_get_for_client, battle_now, models_drawable, pairing_current
 from arena.services.counting import leaderboard_rebuild_schedule
 from arena.services.limits import rate_limit
 from arena.text import prompt_clean
@@ -36,18 +35,31 @@ def battle_start(*, client: ClientIdentity, text: object) -> Turn:
     )
     candidates = models_drawable()
     try:
-        model_a, model_b = pair_draw(candidates, [m.weight for m in candidates], _rng)
+        draw = _pair_draw(candidates)
     except ValueError:
         raise NoModelsAvailable(
             "Not enough models are available right now (at least two healthy ones are needed). "
             "Please try again later."
         ) from None
     battle = Battle.objects.create(
-        model_a=model_a, model_b=model_b, client_id=client.client_id, ip_hash=client.ip_hash
+        model_a=candidates[draw.a], model_b=candidates[draw.b], client_id=client.client_id,
+        ip_hash=client.ip_hash, draw_probability=draw.probability, draw_pairs=draw.pairs,
     )
     turn = Turn.objects.create(battle=battle, index=0, prompt=prompt)
     _replies_queue(turn, sides=("a", "b"))
     return turn
+
+
+def _pair_draw(candidates: list[ChatModel]) -> sampling.Draw:
+    """Two of the candidates by ARENA_SAMPLING (ValueError with fewer than two)."""
+    policy = settings.ARENA_SAMPLING
+    state = pairing_current()
+    ids = [m.id for m in candidates]
+    weights = sampling.boosted_weights(
+        [m.weight for m in candidates], [state.votes.get(i, 0) for i in ids], settings.ARENA_NEW_MODEL_BOOST_VOTES
+    )
+    gains = state.gains_for(ids) if policy == "adaptive" else None
+    return sampling.pair_draw(sampling.pair_probabilities(policy, weights, gains), _rng)
 
 
 @transaction.atomic

@@ -9,8 +9,14 @@ from django.db.models import F
 
 from arena import queue, ratings
 from arena.models import ChatModel, PairCount, Vote
+from arena.sampling import vote_weight, vote_weights
 
 VOTES_COUNT_BATCH = 5000
+# What counting needs of a vote: its id, its pair and outcome, how its pair was drawn.
+_VOTE_FIELDS = (
+    "id", "battle__model_a_id", "battle__model_b_id", "outcome", "battle__draw_probability", "battle__draw_pairs",
+)
+_VoteRow = tuple[int, int, int, str, float | None, int | None]
 LIVE_REFRESH_PENDING = "leaderboard:live-pending"
 
 
@@ -28,7 +34,7 @@ def votes_count_pending(*, batch_size: int = VOTES_COUNT_BATCH) -> int:
                 Vote.objects.countable().filter(counted=False)
                 .select_for_update(skip_locked=True, of=("self",))
                 .order_by("id")
-                .values_list("id", "battle__model_a_id", "battle__model_b_id", "outcome")[:batch_size]
+                .values_list(*_VOTE_FIELDS)[:batch_size]
             )
             if not rows:
                 return total
@@ -38,25 +44,29 @@ def votes_count_pending(*, batch_size: int = VOTES_COUNT_BATCH) -> int:
             return total
 
 
-def _votes_add(rows: list[tuple[int, int, int, str]]) -> None:
+def _votes_add(rows: list[_VoteRow]) -> None:
     model_ids = sorted({r[1] for r in rows} | {r[2] for r in rows})
     models = {m.id: m for m in ChatModel.objects.select_for_update().filter(id__in=model_ids).order_by("id")}
-    cells: dict[tuple[int, int, int], int] = {}
+    cells: dict[tuple[int, int, int], tuple[int, float, float]] = {}
     elo = {model_id: model.elo_online for model_id, model in models.items()}
-    for _, a, b, outcome in rows:
+    for _, a, b, outcome, probability, pairs in rows:
         code = Vote.Outcome(outcome).code
-        cells[(a, b, code)] = cells.get((a, b, code), 0) + 1
+        n, w, w2 = cells.get((a, b, code), (0, 0.0, 0.0))
+        weight = vote_weight(probability, pairs)
+        cells[(a, b, code)] = (n + 1, w + weight, w2 + weight * weight)
         elo[a], elo[b] = ratings.elo_step(elo[a], elo[b], code)
     existing = set(
         PairCount.objects.filter(model_a_id__in=model_ids, model_b_id__in=model_ids)
         .values_list("model_a_id", "model_b_id", "outcome")
     )
-    for (a, b, code), n in cells.items():
+    for (a, b, code), (n, w, w2) in cells.items():
         if (a, b, code) in existing:
-            PairCount.objects.filter(model_a_id=a, model_b_id=b, outcome=code).update(count=F("count") + n)
+            PairCount.objects.filter(model_a_id=a, model_b_id=b, outcome=code).update(
+                count=F("count") + n, weight=F("weight") + w, weight_sq=F("weight_sq") + w2
+            )
     PairCount.objects.bulk_create([
-        PairCount(model_a_id=a, model_b_id=b, outcome=code, count=n)
-        for (a, b, code), n in cells.items() if (a, b, code) not in existing
+        PairCount(model_a_id=a, model_b_id=b, outcome=code, count=n, weight=w, weight_sq=w2)
+        for (a, b, code), (n, w, w2) in cells.items() if (a, b, code) not in existing
     ])
     for model_id, model in models.items():
         model.elo_online = elo[model_id]
@@ -83,23 +93,27 @@ def leaderboard_rebuild() -> int:
     # Marked first, then read back by that mark: a vote committed in between is neither marked
     # nor counted here (the next counting run takes it), never marked without being counted.
     eligible.update(counted=True)
-    rows = list(
-        eligible.filter(counted=True).order_by("created_at", "id")
-        .values_list("battle__model_a_id", "battle__model_b_id", "outcome")
-    )
+    rows = list(eligible.filter(counted=True).order_by("created_at", "id").values_list(*_VOTE_FIELDS))
     # Published after the commit even with no votes left (the last one was deleted).
     transaction.on_commit(leaderboard_refresh_schedule)
     if not rows:
         return 0
-    ids = sorted({r[0] for r in rows} | {r[1] for r in rows})
+    ids = sorted({r[1] for r in rows} | {r[2] for r in rows})
     index = {model_id: i for i, model_id in enumerate(ids)}
-    a = np.fromiter((index[r[0]] for r in rows), dtype=np.int64, count=len(rows))
-    b = np.fromiter((index[r[1]] for r in rows), dtype=np.int64, count=len(rows))
-    o = np.fromiter((Vote.Outcome(r[2]).code for r in rows), dtype=np.int64, count=len(rows))
+    a = np.fromiter((index[r[1]] for r in rows), dtype=np.int64, count=len(rows))
+    b = np.fromiter((index[r[2]] for r in rows), dtype=np.int64, count=len(rows))
+    o = np.fromiter((Vote.Outcome(r[3]).code for r in rows), dtype=np.int64, count=len(rows))
+    # None (not recorded) becomes NaN, which vote_weights counts as 1
+    w = vote_weights(np.array([r[4] for r in rows], dtype=np.float64), np.array([r[5] for r in rows], dtype=np.float64))
     counts = ratings.counts_from_battles(a, b, o, len(ids))
+    sums = ratings.counts_from_battles(a, b, o, len(ids), weights=w)
+    squares = ratings.counts_from_battles(a, b, o, len(ids), weights=w * w)
     elo = ratings.elo_online(a, b, o, len(ids))
     cells = [
-        PairCount(model_a_id=ids[i], model_b_id=ids[j], outcome=k, count=int(counts[i, j, k]))
+        PairCount(
+            model_a_id=ids[i], model_b_id=ids[j], outcome=k, count=int(counts[i, j, k]),
+            weight=float(sums[i, j, k]), weight_sq=float(squares[i, j, k]),
+        )
         for i, j, k in zip(*np.nonzero(counts), strict=True)
     ]
     PairCount.objects.bulk_create(cells, batch_size=5000)

@@ -73,6 +73,10 @@ def test_counts_from_battles_matches_loop():
     got = R.counts_from_battles(a, b, o, k)
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, expected)
+    w = rng.uniform(0.1, 5.0, n)
+    weighted = np.zeros((k, k, 4))
+    np.add.at(weighted, (a, b, o), w)
+    np.testing.assert_allclose(R.counts_from_battles(a, b, o, k, weights=w), weighted)
 
 
 def test_counts_from_battles_rejects_bad_rows():
@@ -464,6 +468,55 @@ def test_covariance_matches_row_level_sandwich(seed):
     np.testing.assert_allclose(up - r, 1.959964 * np.sqrt(np.diag(h_pinv @ meat @ h_pinv) * scale), rtol=1e-6)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_weighted_fit_and_sandwich_match_the_row_level_weighted_ones(seed):
+    a, b, o, _ = synthetic(5, 300, 60 + seed, spread=150.0)
+    w = np.random.default_rng(seed).uniform(0.2, 3.0, a.size)
+    sums = R.counts_from_battles(a, b, o, 5, weights=w)
+    squares = R.counts_from_battles(a, b, o, 5, weights=w * w)
+    r = R.fit_bt(sums)
+    x = np.zeros((len(a), 5))
+    x[np.arange(len(a)), a] = 1.0
+    x[np.arange(len(a)), b] = -1.0
+    y = R.SCORE_A[o]
+    theta = np.zeros(5)
+    for _ in range(50):  # Newton on the row-level weighted log-likelihood
+        p = 1.0 / (1.0 + np.exp(-(x @ theta)))
+        hess = (x * (w * p * (1 - p))[:, None]).T @ x
+        theta -= np.linalg.lstsq(hess + 1.0 / 5, x.T @ (w * (p - y)), rcond=None)[0]
+    np.testing.assert_allclose(r - r.mean(), R.RATING_PER_LOGIT * (theta - theta.mean()), atol=1e-3)
+    p = 1.0 / (1.0 + np.exp(-(x @ ((r - r.mean()) / R.RATING_PER_LOGIT))))
+    h_pinv = np.linalg.pinv((x * (w * p * (1 - p))[:, None]).T @ x)
+    scores = x * (w * (y - p))[:, None]
+    expected = h_pinv @ scores.T @ scores @ h_pinv * R.RATING_PER_LOGIT**2
+    np.testing.assert_allclose(R.rating_covariance(sums, r, squares=squares), expected, rtol=1e-6, atol=1e-8)
+    assert not np.allclose(R.rating_covariance(sums, r), expected, rtol=0.05)  # the squares matter
+
+
+def test_unit_or_constant_weights_give_the_plain_leaderboard(medium):
+    counts, _, _ = medium
+    names = [f"m{i}" for i in range(10)]
+    plain = R.leaderboard_compute(counts, names)
+    for c in (1.0, 2.5):
+        weighted = R.leaderboard_compute(counts, names, weighted=(counts * c, counts * c * c))
+        for x, y in zip(plain.rows, weighted.rows, strict=True):
+            assert (x.model, x.rank, x.votes) == (y.model, y.rank, y.votes)
+            assert y.rating == pytest.approx(x.rating, abs=1e-6)
+            assert y.ci_upper - y.ci_lower == pytest.approx(x.ci_upper - x.ci_lower, rel=1e-6)
+
+
+def test_weighted_bootstrap_follows_the_squared_weights(medium):
+    counts, r, _ = medium
+    lo, up = R.bootstrap_intervals(counts, 1500, 0, ratings=r)
+    same_lo, same_up = R.bootstrap_intervals(counts, 1500, 1, ratings=r, squares=counts)
+    np.testing.assert_allclose((same_up - same_lo) / (up - lo), 1.0, atol=0.1)
+    # squares twice the sums: as if every vote were two votes' worth of noise, sqrt(2) wider
+    wide_lo, wide_up = R.bootstrap_intervals(counts, 1500, 2, ratings=r, squares=2 * counts)
+    np.testing.assert_allclose((wide_up - wide_lo) / (up - lo), np.sqrt(2), atol=0.14)
+    alo, aup = R.analytic_intervals(counts, r, squares=2 * counts)
+    np.testing.assert_allclose((aup - alo) / (wide_up - wide_lo), 1.0, atol=0.1)
+
+
 def test_bootstrap_interval_is_the_2_5_and_97_5_percentiles(medium):
     counts, r, _ = medium
     samples = R.bootstrap_ratings(counts, 200, 9, ratings=r)
@@ -621,6 +674,26 @@ def test_leaderboard_unrated_models():
     full = R.leaderboard_compute(counts, ["x", "y", "z"], include_unrated=True)
     assert full.rows[-1].model == "z" and full.rows[-1].rank is None
     assert full.to_dicts()[-1]["rating"] is None
+
+
+def test_provisional_models_are_not_ranked_and_do_not_push_others_down():
+    counts = np.zeros((4, 4, 4))
+    counts[0, 1, [R.A_WINS, R.B_WINS]] = [40, 20]  # top beats mid and low 2:1
+    counts[0, 2, [R.A_WINS, R.B_WINS]] = [40, 20]
+    counts[1, 2, R.TIE] = 60
+    counts[3, 1, [R.A_WINS, R.B_WINS]] = [28, 2]  # new: far ahead, but on 60 votes only
+    counts[3, 2, [R.A_WINS, R.B_WINS]] = [28, 2]
+    names = ["top", "mid", "low", "new"]
+    everyone = {row.model: row for row in R.leaderboard_compute(counts, names).rows}
+    table = {row.model: row for row in R.leaderboard_compute(counts, names, min_votes=100).rows}
+    assert table["new"].provisional and table["new"].rank is None and table["new"].votes == 60
+    assert not any(table[m].provisional for m in ("top", "mid", "low"))
+    assert table["new"].rating == pytest.approx(everyone["new"].rating)  # its votes still count
+    assert everyone["top"].rank == 2 and table["top"].rank == 1  # "new" sat above "top"
+    assert everyone["mid"].rank == 3 and table["mid"].rank == table["low"].rank == 2
+    np.testing.assert_array_equal(
+        R.rank_ub(np.array([5.0, 1.0, 0.0]), np.array([6.0, 2.0, 1.0]), np.array([False, True, True])), [0, 1, 1]
+    )
 
 
 def test_module_imports_without_django():

@@ -91,6 +91,10 @@ def test_without_a_secret_key_production_refuses_to_start():
         ("ARENA_VOTES_PER_DAY", "-5"),
         ("ARENA_STALL_SECONDS", "0"),
         ("DB_POOL_MAX_SIZE", "-1"),
+        ("ARENA_SAMPLING", "random"),
+        ("ARENA_RATINGS_WEIGHTING", "sometimes"),
+        ("ARENA_PROVISIONAL_VOTES", "-1"),
+        ("ARENA_NEW_MODEL_BOOST_VOTES", "many"),
     ],
 )
 def test_a_bad_value_stops_the_process_naming_the_variable(name, value):

@@ -67,4 +67,7 @@ def _record(battle: Battle) -> dict:
         "conversation_b": conversation["b"],
         "usage_a": usage["a"],
         "usage_b": usage["b"],
+        # How the pair was drawn (null when unknown): the inverse-probability fit reads them.
+        "draw_probability": battle.draw_probability,
+        "draw_pairs": battle.draw_pairs,
     }

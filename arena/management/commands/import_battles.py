@@ -72,6 +72,7 @@ class Command(BaseCommand):
                 model_a=models[record.model_a], model_b=models[record.model_b], client_id="import",
                 anonymous=raw.get("anony", True) is not False, source_id=source_id,
                 judge=str(raw.get("judge") or "")[:200],
+                draw_probability=raw.get("draw_probability"), draw_pairs=raw.get("draw_pairs"),
             )
             if when:
                 battle.created_at = when

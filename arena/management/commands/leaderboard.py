@@ -24,9 +24,12 @@ class Command(BaseCommand):
         parser.add_argument("--anchor", default=settings.ARENA_RATING_ANCHOR_MODEL or None,
                             help="model pinned to --anchor-rating (default: none)")
         parser.add_argument("--anchor-rating", type=float, default=settings.ARENA_RATING_ANCHOR_VALUE)
+        parser.add_argument("--weighting", choices=["none", "inverse-probability"],
+                            default=settings.ARENA_RATINGS_WEIGHTING,
+                            help="inverse-probability: weight each vote by its draw_probability and draw_pairs")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
-    def handle(self, *args, battles, bootstrap, seed, anchor, anchor_rating, json: bool, **options):
+    def handle(self, *args, battles, bootstrap, seed, anchor, anchor_rating, weighting, json: bool, **options):
         if bootstrap < 0:
             raise CommandError("--bootstrap must be >= 0")
         try:
@@ -45,8 +48,16 @@ class Command(BaseCommand):
                 if anchor not in data.names:
                     raise CommandError(f"--anchor {anchor!r} has no battles in this file")
                 anchor_spec = (data.names.index(anchor), anchor_rating)
+            weighted = None
+            if weighting == "inverse-probability":
+                w = data.weights
+                weighted = (
+                    ratings.counts_from_battles(data.model_a, data.model_b, data.outcome, k, weights=w),
+                    ratings.counts_from_battles(data.model_a, data.model_b, data.outcome, k, weights=w * w),
+                )
             table = ratings.leaderboard_compute(
-                counts, data.names, bootstrap_rounds=bootstrap, seed=seed, anchor=anchor_spec, elo=elo
+                counts, data.names, bootstrap_rounds=bootstrap, seed=seed, anchor=anchor_spec, elo=elo,
+                weighted=weighted,
             )
             result["models"] = [
                 {

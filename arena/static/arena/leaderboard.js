@@ -22,27 +22,36 @@
     return el;
   }
 
+  function tableRow(row) {
+    const tr = document.createElement("tr");
+    tr.setAttribute("data-testid", "leaderboard-row");
+    tr.dataset.model = row.model;
+    if (row.provisional) tr.dataset.provisional = "true";
+    tr.append(cell("td", row.provisional ? "provisional" : fmt(row.rank), "num"));
+    tr.append(cell("td", row.model));
+    const rating = cell("td", fmt(row.rating), "num");
+    rating.setAttribute("data-testid", "rating");
+    tr.append(rating);
+    const plus = row.ci_upper - row.rating, minus = row.rating - row.ci_lower;
+    tr.append(cell("td", `+${fmt(plus)} / −${fmt(minus)}`, "num"));
+    tr.append(cell("td", String(row.votes), "num"));
+    tr.append(cell("td", fmt(row.elo_online), "num"));
+    return tr;
+  }
+
+  // Ranked models in the main table; provisional ones (too few votes to rank) in their own, below.
   function renderTable(lb) {
-    const body = byTestId("leaderboard-body");
-    body.replaceChildren();
-    for (const row of lb.models) {
-      const tr = document.createElement("tr");
-      tr.setAttribute("data-testid", "leaderboard-row");
-      tr.dataset.model = row.model;
-      tr.append(cell("td", fmt(row.rank), "num"));
-      tr.append(cell("td", row.model));
-      const rating = cell("td", fmt(row.rating), "num");
-      rating.setAttribute("data-testid", "rating");
-      tr.append(rating);
-      const plus = row.ci_upper - row.rating, minus = row.rating - row.ci_lower;
-      tr.append(cell("td", `+${fmt(plus)} / −${fmt(minus)}`, "num"));
-      tr.append(cell("td", String(row.votes), "num"));
-      tr.append(cell("td", fmt(row.elo_online), "num"));
-      body.append(tr);
-    }
+    const ranked = lb.models.filter((r) => !r.provisional), provisional = lb.models.filter((r) => r.provisional);
+    byTestId("leaderboard-body").replaceChildren(...ranked.map(tableRow));
+    byTestId("provisional-body").replaceChildren(...provisional.map(tableRow));
+    byTestId("provisional").hidden = !provisional.length;
+    byTestId("leaderboard-none-ranked").hidden = ranked.length > 0 || !provisional.length;
     const method = lb.interval_method === "bootstrap" ? `bootstrap, ${lb.bootstrap_rounds} rounds` : "analytic (sandwich), live";
     byTestId("leaderboard-summary").textContent =
-      `${lb.total_votes} counted votes · ${lb.models.length} models · 95% intervals: ${method}` +
+      `${lb.total_votes} counted votes · ${lb.models.length} models` +
+      (provisional.length ? ` (${provisional.length} provisional)` : "") +
+      ` · 95% intervals: ${method}` +
+      (lb.weighting === "inverse-probability" ? " · votes weighted by inverse draw probability" : "") +
       (lb.anchor ? ` · anchored on ${lb.anchor}` : "");
   }
 
@@ -72,7 +81,8 @@
       const rowTop = top + i * rowH;
       const y = narrow ? rowTop + 28 : rowTop;  // the interval's line
       const g = svgEl("g", {});
-      g.append(svgEl("title", {}, `${r.model}: ${fmt(r.rating)} (95% interval ${fmt(r.ci_lower)} to ${fmt(r.ci_upper)})`));
+      g.append(svgEl("title", {}, `${r.model}${r.provisional ? " (provisional)" : ""}: ${fmt(r.rating)} (95% interval ${fmt(r.ci_lower)} to ${fmt(r.ci_upper)})`));
+      if (r.provisional) g.setAttribute("class", "provisional");
       const label = narrow
         ? svgEl("text", { x: left, y: rowTop + 12 }, `${r.model} · ${fmt(r.rating)}`)
         : svgEl("text", { x: left - 8, y: y + 4, "text-anchor": "end" }, r.model);

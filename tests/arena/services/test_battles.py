@@ -26,13 +26,40 @@ def test_it_pairs_two_different_enabled_models(chat_models, alice):
         cache.clear()
     assert seen == {"zephyr-7b-beta", "mistral-7b-instruct"}  # sides are randomised
 
-def test_it_never_draws_disabled_unhealthy_or_zero_weight_models(chat_models, alice, devserver_urls):
+@pytest.mark.parametrize("policy", ["uniform", "weighted", "adaptive"])
+@override_settings(ARENA_BATTLES_PER_MINUTE=1000)
+def test_it_never_draws_disabled_unhealthy_or_zero_weight_models(chat_models, alice, devserver_urls, policy):
+    ChatModel.objects.create(name="third", endpoint_url=devserver_urls[1], template="chatml")
     ChatModel.objects.create(name="off", endpoint_url=devserver_urls[0], enabled=False)
     ChatModel.objects.create(name="sick", endpoint_url=devserver_urls[0], healthy=False)
     ChatModel.objects.create(name="zero", endpoint_url=devserver_urls[0], weight=0)
-    for _ in range(10):
-        battle = services.battle_start(client=alice, text="Hello").battle
-        assert {battle.model_a.name, battle.model_b.name} == {"zephyr-7b-beta", "mistral-7b-instruct"}
+    seen = set()
+    with override_settings(ARENA_SAMPLING=policy):
+        for _ in range(40):
+            battle = services.battle_start(client=alice, text="Hello").battle
+            assert battle.model_a_id != battle.model_b_id
+            seen |= {battle.model_a.name, battle.model_b.name}
+    assert seen == {"zephyr-7b-beta", "mistral-7b-instruct", "third"}
+
+
+@pytest.mark.parametrize("policy", ["uniform", "weighted", "adaptive"])
+@override_settings(ARENA_BATTLES_PER_MINUTE=1000)
+def test_each_battle_records_the_chance_its_pair_was_drawn_with(chat_models, alice, devserver_urls, policy):
+    from arena import sampling
+    from arena.selectors import models_drawable, pairing_current
+
+    ChatModel.objects.create(name="third", endpoint_url=devserver_urls[1], template="chatml", weight=3)
+    with override_settings(ARENA_SAMPLING=policy):
+        for _ in range(10):
+            battle = services.battle_start(client=alice, text="Hello").battle
+            candidates = models_drawable()
+            state = pairing_current()
+            ids = [m.id for m in candidates]
+            weights = sampling.boosted_weights([m.weight for m in candidates], [0] * 3, threshold=1)
+            p = sampling.pair_probabilities(policy, weights, state.gains_for(ids))
+            i, j = sorted((ids.index(battle.model_a_id), ids.index(battle.model_b_id)))
+            assert battle.draw_probability == pytest.approx(p[i, j])
+            assert battle.draw_pairs == 3
 
 def test_it_says_so_when_fewer_than_two_models_are_available(chat_models, alice):
     ChatModel.objects.filter(name="zephyr-7b-beta").update(healthy=False)
