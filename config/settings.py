@@ -5,7 +5,9 @@ only by env: see `.env.example`. A value that can't be parsed stops the process 
 rather than being silently replaced by a default.
 """
 
+import ipaddress
 import logging
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,6 +36,17 @@ def _secret_key(debug: bool) -> str:
     if debug:
         return "insecure-development-key-only-used-when-DEBUG-is-on"
     raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set when DEBUG is off")
+
+
+def _networks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A comma-separated list of CIDRs (a bare address is one host)."""
+    networks = []
+    for net in env.list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(net.strip(), strict=False))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"Bad environment variable {name}: {exc}") from exc
+    return networks
 
 
 try:
@@ -124,6 +137,15 @@ try:
     # Votes on battles whose replies named a model or vendor are kept but not rated, unless this is on.
     ARENA_RATINGS_INCLUDE_FLAGGED = env.bool("ARENA_RATINGS_INCLUDE_FLAGGED", False)
     IP_HASH_SALT = env.str("IP_HASH_SALT", SECRET_KEY)
+
+    # Prometheus metrics (arena/metrics.py): every web and worker process writes its values under
+    # this directory, which /metrics reads; processes on several hosts or containers share it
+    # (compose mounts one volume). The default suits a local run.
+    ARENA_METRICS_DIR = env.path("ARENA_METRICS_DIR", Path(tempfile.gettempdir()) / "arena-metrics")
+    # /metrics answers a request carrying `Authorization: Bearer <this>`; unset, one from the
+    # allowed networks (CIDRs, comma-separated; loopback by default) instead.
+    ARENA_METRICS_TOKEN = env.str("ARENA_METRICS_TOKEN", "")
+    ARENA_METRICS_ALLOWED_NETWORKS = _networks("ARENA_METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
 except EnvError as exc:  # environs names the variable and the bad value
     raise ImproperlyConfigured(f"Bad environment variable: {exc}") from exc
 
@@ -224,6 +246,9 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = SECURE_SSL
 CSRF_COOKIE_SECURE = SECURE_SSL
 SECURE_SSL_REDIRECT = SECURE_SSL and env.bool("SECURE_SSL_REDIRECT", True)
+# Prometheus scrapes web inside the private network, over plain HTTP (its bearer token or network
+# is checked by the view): not redirected.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 31_536_000 if SECURE_SSL else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_SSL
 SECURE_HSTS_PRELOAD = SECURE_SSL
