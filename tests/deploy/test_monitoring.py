@@ -55,17 +55,19 @@ def test_every_metric_the_dashboard_and_alerts_name_exists(dashboard, alerts):
 
 
 def test_the_check_catches_a_misspelt_metric():
-    assert NAME.findall('rate(arena_reply_ttft_second_bucket{model="arena_x"}[5m])') == ["arena_reply_ttft_second_bucket"]
+    misspelt = "arena_reply_ttft_second_bucket"
+    assert NAME.findall(f'rate({misspelt}{{model="arena_x"}}[5m])') == [misspelt]
     assert "arena_reply_ttft_second_bucket" not in exported_names()
 
 
 def test_the_dashboard_shows_what_an_operator_looks_at(dashboard):
     assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"] >= 30
     exprs = " ".join(dashboard_exprs(dashboard))
-    for metric in ("arena_reply_ttft_seconds_bucket", "arena_reply_token_gap_seconds_bucket",
-                   "arena_reply_tokens_per_second_bucket", "arena_replies_total", "arena_reply_queue_wait_seconds_bucket",
-                   "arena_model_slot_wait_seconds_bucket", "arena_streams_active", "arena_websockets_open",
-                   "arena_votes_cast_total", "arena_votes_counted_total"):
+    for metric in (
+        "arena_reply_ttft_seconds_bucket", "arena_reply_token_gap_seconds_bucket", "arena_reply_tokens_per_second_bucket",
+        "arena_replies_total", "arena_reply_queue_wait_seconds_bucket", "arena_model_slot_wait_seconds_bucket",
+        "arena_streams_active", "arena_websockets_open", "arena_votes_cast_total", "arena_votes_counted_total",
+    ):
         assert metric in exprs, metric
     assert "0.5" in exprs and "0.95" in exprs  # TTFT p50 and p95
     ids = [panel["id"] for panel in dashboard["panels"]]
