@@ -65,7 +65,8 @@ def test_the_dashboard_shows_what_an_operator_looks_at(dashboard):
     exprs = " ".join(dashboard_exprs(dashboard))
     for metric in (
         "arena_reply_ttft_seconds_bucket", "arena_reply_token_gap_seconds_bucket",
-        "arena_reply_tokens_per_second_bucket", "arena_replies_total", "arena_reply_queue_wait_seconds_bucket", "arena_model_slot_wait_seconds_bucket",
+        "arena_reply_tokens_per_second_bucket", "arena_replies_total", "arena_reply_queue_wait_seconds_bucket",
+        "arena_model_slot_wait_seconds_bucket",
         "arena_streams_active", "arena_websockets_open", "arena_votes_cast_total", "arena_votes_counted_total",
     ):
         assert metric in exprs, metric
