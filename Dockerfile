@@ -33,6 +33,10 @@ COPY . .
 # Static files, hashed and compressed for whitenoise. The key exists only for this command.
 RUN SECRET_KEY=build-only DEBUG=false python manage.py collectstatic --noinput
 
+# The processes' Prometheus metric files (ARENA_METRICS_DIR's default): compose mounts one volume
+# here in web and worker, which takes this ownership when it is first created.
+RUN mkdir -p /tmp/arena-metrics && chown 10001:10001 /tmp/arena-metrics
+
 USER 10001:10001
 
 EXPOSE 8000

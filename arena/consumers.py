@@ -26,7 +26,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import close_old_connections
 
-from arena import events, selectors, services
+from arena import events, metrics, selectors, services
 from arena.clients import ClientIdentity, client_identity, client_ip
 from arena.errors import ArenaError
 from arena.live import live_text
@@ -86,7 +86,28 @@ def _whole(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-class ArenaConsumer(DirectDispatch, AsyncWebsocketConsumer):
+class SocketsCounted:
+    """Counts the sockets accepted and not yet closed (`arena_websockets_open{page=...}`)."""
+
+    page = ""
+    _counted = False
+
+    async def accept(self, subprotocol: str | None = None, headers: list | None = None) -> None:
+        await super().accept(subprotocol, headers)  # type: ignore[misc]
+        metrics.WEBSOCKETS_OPEN.labels(page=self.page).inc()
+        self._counted = True
+
+    async def websocket_disconnect(self, message: dict) -> None:
+        try:
+            await super().websocket_disconnect(message)  # type: ignore[misc]
+        finally:  # it ends by raising StopConsumer
+            if self._counted:
+                metrics.WEBSOCKETS_OPEN.labels(page=self.page).dec()
+                self._counted = False
+
+
+class ArenaConsumer(SocketsCounted, DirectDispatch, AsyncWebsocketConsumer):
+    page = "arena"
     battle_id: str | None = None
     client: ClientIdentity
 
@@ -227,8 +248,10 @@ class ArenaConsumer(DirectDispatch, AsyncWebsocketConsumer):
         await self.send(json.dumps({"type": "error", "code": code, "message": message, "action": action}))
 
 
-class LeaderboardConsumer(DirectDispatch, AsyncWebsocketConsumer):
+class LeaderboardConsumer(SocketsCounted, DirectDispatch, AsyncWebsocketConsumer):
     """Read-only: the current leaderboard on connect, then every update as it is published."""
+
+    page = "leaderboard"
 
     async def connect(self) -> None:
         await self.channel_layer.group_add(events.LEADERBOARD_GROUP, self.channel_name)

@@ -18,6 +18,7 @@ from typing import Any
 
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
+from arena import metrics
 from arena.events import ReplyDelta, ReplyRef, ReplyStarted
 from arena.live import LIVE_TEXT_TTL_SECONDS, StreamKeys
 from inference.backends import Backend, Delta, Finished, GenerationRequest
@@ -111,6 +112,7 @@ async def relay_stream(
     heartbeat_seconds: float = 10.0,
     announce: ReplyStarted | None = None,
     layer_on_redis: bool = False,
+    model: str = "",
 ) -> RelayOutcome:
     """Run one generation to its end, publishing deltas; never raises for a model failure.
 
@@ -129,6 +131,7 @@ async def relay_stream(
     its append: one round trip instead of two, in order (Redis runs a connection's commands in
     sequence, so the text is in the key before the delta is delivered), and not through the
     layer's own publishing connection, which takes one publish at a time behind a lock.
+    `model`: the `model` label of the reply's metrics (time to first token, between tokens, rate).
     """
     relay = _Relay(
         target,
@@ -137,6 +140,7 @@ async def relay_stream(
         channel=pubsub_group_channel(channel_layer, target.group) if layer_on_redis else None,
         window=flush_ms / 1000,
         flush_chars=flush_chars,
+        model=model,
     )
     return await relay.run(backend, request, heartbeat_seconds=heartbeat_seconds, announce=announce)
 
@@ -146,7 +150,7 @@ class _Relay:
 
     def __init__(
         self, target: RelayTarget, *, batch: RedisBatch, channel_layer: Any, channel: str | None,
-        window: float, flush_chars: int,
+        window: float, flush_chars: int, model: str = "",
     ) -> None:
         self.target, self.batch, self.layer, self.channel = target, batch, channel_layer, channel
         self.window, self.flush_chars = window, flush_chars
@@ -159,6 +163,10 @@ class _Relay:
         self.last_flush = float("-inf")  # the first delta goes out at once: time to first token matters most
         self.wake = asyncio.Event()  # something to send, or the stream ended
         self.full = asyncio.Event()  # enough to send without waiting for the window
+        self.ttft = metrics.REPLY_TTFT.labels(model=model)
+        self.token_gap = metrics.REPLY_TOKEN_GAP.labels(model=model)
+        self.rate = metrics.REPLY_TOKENS_PER_SECOND.labels(model=model)
+        self.last_delta = 0.0
 
     async def run(
         self, backend: Backend, request: GenerationRequest, *, heartbeat_seconds: float, announce: ReplyStarted | None
@@ -180,10 +188,15 @@ class _Relay:
         outcome = self.outcome
         if outcome.failure is None and outcome.ttft_ms is None and outcome.finish_reason:
             outcome.ttft_ms = self._elapsed_ms()  # an empty reply
+            self.ttft.observe(outcome.ttft_ms / 1000)
         if outcome.failure is not None:
             # Keep what was streamed so the user sees it next to the error.
             outcome.text = _decoded((await self.batch.run(("GET", self.target.keys.text)))[0])
         outcome.duration_ms = self._elapsed_ms()
+        if outcome.failure is None and outcome.ttft_ms is not None and outcome.token_count > 1:
+            streaming_ms = outcome.duration_ms - outcome.ttft_ms
+            if streaming_ms > 0:  # the tokens after the first, over the time they took
+                self.rate.observe((outcome.token_count - 1) * 1000 / streaming_ms)
         return outcome
 
     def _elapsed_ms(self) -> int:
@@ -193,8 +206,13 @@ class _Relay:
         try:
             async for event in backend.stream(request):
                 if isinstance(event, Delta):
+                    now = time.monotonic()
                     if self.outcome.ttft_ms is None:
-                        self.outcome.ttft_ms = self._elapsed_ms()
+                        self.outcome.ttft_ms = int((now - self.started) * 1000)
+                        self.ttft.observe(now - self.started)
+                    else:
+                        self.token_gap.observe(now - self.last_delta)
+                    self.last_delta = now
                     self.buffer.append(event.text)
                     self.buffered += len(event.text)
                     if self.buffered >= self.flush_chars:

@@ -17,8 +17,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import AsyncIterator
 
+from arena import metrics
 from arena.live import model_slots_key
 from arena.relay import RedisBatch
 from inference.backends import Backend, Delta, Finished, GenerationRequest
@@ -107,13 +109,18 @@ class LimitedBackend:
     The inner backend is called once the slot is held, so its stall and total timeouts start then.
     """
 
-    def __init__(self, inner: Backend, slots: ModelSlots, *, wait_seconds: float) -> None:
+    def __init__(self, inner: Backend, slots: ModelSlots, *, wait_seconds: float, model: str = "") -> None:
         self.inner, self.slots, self.wait_seconds = inner, slots, wait_seconds
+        self.slot_wait = metrics.MODEL_SLOT_WAIT.labels(model=model)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta | Finished]:
         renewing: asyncio.Task[None] | None = None
         try:
-            await self.slots.acquire(self.wait_seconds)
+            waiting = time.monotonic()
+            try:
+                await self.slots.acquire(self.wait_seconds)
+            finally:  # a wait that ended in failure was waited too
+                self.slot_wait.observe(time.monotonic() - waiting)
             renewing = asyncio.create_task(self.slots.keep())
             async for event in self.inner.stream(request):
                 yield event
@@ -128,10 +135,10 @@ class LimitedBackend:
 
 def backend_limited(
     inner: Backend, batch: RedisBatch, *, model_id: int, limit: int | None, holder: str,
-    lease_seconds: float, wait_seconds: float,
+    lease_seconds: float, wait_seconds: float, model: str = "",
 ) -> Backend:
     """`inner` behind the model's slots; `inner` itself when the model has no limit (no Redis work)."""
     if limit is None:
         return inner
     slots = ModelSlots(batch, model_id=model_id, limit=limit, holder=holder, lease_seconds=lease_seconds)
-    return LimitedBackend(inner, slots, wait_seconds=wait_seconds)
+    return LimitedBackend(inner, slots, wait_seconds=wait_seconds, model=model)

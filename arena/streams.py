@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from arena import metrics
 from arena.background import PROCESS_LOOP
 from arena.events import ReplyStarted
 from arena.live import live_text
@@ -78,20 +79,26 @@ async def _relay(job: GenerationJob, batch: RedisBatch) -> RelayOutcome:
     backend = backend_limited(
         backend_for(job.protocol), batch, model_id=job.model_id, limit=job.concurrency_limit,
         holder=str(job.stream_id), lease_seconds=settings.ARENA_REPLY_HEARTBEAT_SECONDS,
-        wait_seconds=settings.ARENA_MODEL_SLOT_WAIT_SECONDS,
+        wait_seconds=settings.ARENA_MODEL_SLOT_WAIT_SECONDS, model=job.model_name,
     )
-    return await relay_stream(
-        backend,
-        job.request,
-        RelayTarget(keys=job.keys, group=job.group, ref=job.ref),
-        redis=batch,
-        channel_layer=get_channel_layer(),
-        flush_ms=settings.ARENA_DELTA_FLUSH_MS,
-        flush_chars=settings.ARENA_DELTA_FLUSH_CHARS,
-        heartbeat_seconds=settings.ARENA_REPLY_HEARTBEAT_SECONDS,
-        announce=started,
-        layer_on_redis=_layer_on_live_redis(),
-    )
+    active = metrics.STREAMS_ACTIVE.labels(model=job.model_name)
+    active.inc()  # waiting for a slot included: the reply is on its way
+    try:
+        return await relay_stream(
+            backend,
+            job.request,
+            RelayTarget(keys=job.keys, group=job.group, ref=job.ref),
+            redis=batch,
+            channel_layer=get_channel_layer(),
+            flush_ms=settings.ARENA_DELTA_FLUSH_MS,
+            flush_chars=settings.ARENA_DELTA_FLUSH_CHARS,
+            heartbeat_seconds=settings.ARENA_REPLY_HEARTBEAT_SECONDS,
+            announce=started,
+            layer_on_redis=_layer_on_live_redis(),
+            model=job.model_name,
+        )
+    finally:
+        active.dec()
 
 
 def reply_stream(job: GenerationJob) -> RelayOutcome:

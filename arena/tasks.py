@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections, connection
 
-from arena import events, queue, services
+from arena import events, metrics, queue, services
 from arena.leaderboard import CACHE_CURRENT, bootstrap_store, counts_load, leaderboard_snapshot
 from arena.pairing import CACHE_PAIRING, pairing_state
 from arena.publish import group_publish
@@ -55,6 +55,8 @@ def reply_generate(self: Task, reply_id: int) -> str:
             quiet_retry = failure is not None and failure.retryable and not outcome.text
             if quiet_retry and self.request.retries < (self.max_retries or 0):
                 services.reply_requeue(reply_id=reply_id)
+                kind = failure.kind if failure else ""
+                metrics.REPLIES.labels(model=job.model_name, outcome="retried", failure_kind=kind).inc()
                 # A server's Retry-After (429) is honoured, up to the backoff's ceiling.
                 backoff = max(2 ** self.request.retries, failure.retry_after or 0) if failure else 1
                 raise self.retry(countdown=min(backoff, RETRY_CEILING_SECONDS))
@@ -111,12 +113,13 @@ def leaderboard_live_refresh() -> int:
     of votes, and one bootstrap per debounce window after it."""
     # Cleared before reading: a vote committed after this point schedules another run.
     cache.delete(LIVE_REFRESH_PENDING)
-    services.votes_count_pending()
-    loaded = counts_load()
-    snapshot = leaderboard_snapshot(loaded=loaded)
-    _leaderboard_publish(snapshot)
-    # The sampling policy follows the same counts: battles started from now on use them.
-    cache.set(CACHE_PAIRING, pairing_state(loaded), timeout=None)
+    with metrics.LEADERBOARD_REFRESH.labels(kind="live").time():
+        services.votes_count_pending()
+        loaded = counts_load()
+        snapshot = leaderboard_snapshot(loaded=loaded)
+        _leaderboard_publish(snapshot)
+        # The sampling policy follows the same counts: battles started from now on use them.
+        cache.set(CACHE_PAIRING, pairing_state(loaded), timeout=None)
     if settings.ARENA_BOOTSTRAP_ROUNDS and cache.add(BOOTSTRAP_PENDING, 1, timeout=300):
         queue.leaderboard_bootstrap_queue(countdown=settings.ARENA_BOOTSTRAP_DEBOUNCE_SECONDS)
     return int(snapshot["total_votes"])
@@ -125,9 +128,10 @@ def leaderboard_live_refresh() -> int:
 @shared_task(name=queue.LEADERBOARD_BOOTSTRAP_REFRESH)
 def leaderboard_bootstrap_refresh() -> int:
     cache.delete(BOOTSTRAP_PENDING)
-    bootstrap_store(rounds=settings.ARENA_BOOTSTRAP_ROUNDS)
-    snapshot = leaderboard_snapshot()
-    _leaderboard_publish(snapshot)
+    with metrics.LEADERBOARD_REFRESH.labels(kind="bootstrap").time():
+        bootstrap_store(rounds=settings.ARENA_BOOTSTRAP_ROUNDS)
+        snapshot = leaderboard_snapshot()
+        _leaderboard_publish(snapshot)
     return int(snapshot["total_votes"])
 
 
@@ -143,4 +147,5 @@ def votes_count() -> int:
 @shared_task(name=queue.LEADERBOARD_REBUILD)
 def leaderboard_rebuild() -> int:
     """Recount every vote (queued after votes were deleted); the refresh it queues publishes."""
-    return services.leaderboard_rebuild()
+    with metrics.LEADERBOARD_REFRESH.labels(kind="rebuild").time():
+        return services.leaderboard_rebuild()

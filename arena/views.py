@@ -1,3 +1,6 @@
+import hmac
+import ipaddress
+
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -5,8 +8,11 @@ from django.shortcuts import render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from arena import sampling
+from arena.clients import client_ip
+from arena.metrics import AllHostsCollector
 from arena.selectors import leaderboard_current, models_available
 
 # require_safe: GET and HEAD (uptime monitors check pages with HEAD; Django drops the body).
@@ -33,6 +39,38 @@ def models_status(request: HttpRequest) -> HttpResponse:
     """Whether a new battle can start, for the arena page to poll while it can't. A yes or no only:
     nothing here (names, counts) could tell anyone which models a battle drew."""
     return JsonResponse({"available": models_available()})
+
+
+@require_safe
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus's text format, every process's metrics merged (arena/metrics.py). Not public:
+    with ARENA_METRICS_TOKEN set, only a request carrying it as a bearer token gets them;
+    without, only one from ARENA_METRICS_ALLOWED_NETWORKS. Refusals say nothing else."""
+    token = settings.ARENA_METRICS_TOKEN
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        # Compared in constant time, as bytes: a wrong guess tells nothing of how near it was.
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            refused = HttpResponse("Unauthorized\n", status=401, content_type="text/plain")
+            refused["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return refused
+    elif not _from_metrics_network(request):
+        return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
+    registry = CollectorRegistry()
+    registry.register(AllHostsCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def _from_metrics_network(request: HttpRequest) -> bool:
+    # X-Forwarded-For counts only from TRUSTED_PROXIES (arena.clients), as for the rate limits.
+    ip = client_ip(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"))
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return any(address in network for network in settings.ARENA_METRICS_ALLOWED_NETWORKS)
 
 
 @require_safe

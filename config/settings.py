@@ -5,7 +5,9 @@ only by env: see `.env.example`. A value that can't be parsed stops the process 
 rather than being silently replaced by a default.
 """
 
+import ipaddress
 import logging
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,6 +36,17 @@ def _secret_key(debug: bool) -> str:
     if debug:
         return "insecure-development-key-only-used-when-DEBUG-is-on"
     raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set when DEBUG is off")
+
+
+def _networks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A comma-separated list of CIDRs (a bare address is one host)."""
+    networks = []
+    for net in env.list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(net.strip(), strict=False))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"Bad environment variable {name}: {exc}") from exc
+    return networks
 
 
 try:
@@ -136,6 +149,15 @@ try:
     # ... and listed apart on the leaderboard as provisional, without a rank (0: none is).
     ARENA_PROVISIONAL_VOTES = env.int("ARENA_PROVISIONAL_VOTES", 50, validate=_NON_NEGATIVE)
     IP_HASH_SALT = env.str("IP_HASH_SALT", SECRET_KEY)
+
+    # Prometheus metrics (arena/metrics.py): every web and worker process writes its values under
+    # this directory, which /metrics reads; processes on several hosts or containers share it
+    # (compose mounts one volume). The default suits a local run.
+    ARENA_METRICS_DIR = env.path("ARENA_METRICS_DIR", Path(tempfile.gettempdir()) / "arena-metrics")
+    # /metrics answers a request carrying `Authorization: Bearer <this>`; unset, one from the
+    # allowed networks (CIDRs, comma-separated; loopback by default) instead.
+    ARENA_METRICS_TOKEN = env.str("ARENA_METRICS_TOKEN", "")
+    ARENA_METRICS_ALLOWED_NETWORKS = _networks("ARENA_METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
 except EnvError as exc:  # environs names the variable and the bad value
     raise ImproperlyConfigured(f"Bad environment variable: {exc}") from exc
 
@@ -236,6 +258,9 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = SECURE_SSL
 CSRF_COOKIE_SECURE = SECURE_SSL
 SECURE_SSL_REDIRECT = SECURE_SSL and env.bool("SECURE_SSL_REDIRECT", True)
+# Prometheus scrapes web inside the private network, over plain HTTP (its bearer token or network
+# is checked by the view): not redirected.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 31_536_000 if SECURE_SSL else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_SSL
 SECURE_HSTS_PRELOAD = SECURE_SSL

@@ -19,6 +19,7 @@ urlpatterns = [
     path("", views.arena_page, name="arena"),
     path("favicon.ico", FaviconView.as_view(), name="favicon"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics, name="metrics"),
     path("leaderboard/", views.leaderboard_page, name="leaderboard"),
     path("api/leaderboard/", views.leaderboard_api, name="leaderboard-api"),
     path("api/models/status", views.models_status, name="models-status"),

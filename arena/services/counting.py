@@ -7,7 +7,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 
-from arena import queue, ratings
+from arena import metrics, queue, ratings
 from arena.models import ChatModel, PairCount, Vote
 from arena.sampling import vote_weight, vote_weights
 
@@ -39,6 +39,7 @@ def votes_count_pending(*, batch_size: int = VOTES_COUNT_BATCH) -> int:
             if not rows:
                 return total
             _votes_add(rows)
+        metrics.VOTES_COUNTED.inc(len(rows))  # committed
         total += len(rows)
         if len(rows) < batch_size:
             return total

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from arena import events
+from arena import events, metrics
 from arena.credentials import CredentialMissing
 from arena.live import StreamKeys, live_redis, live_text, stream_keys
 from arena.models import Battle, Reply, Turn
@@ -34,6 +34,7 @@ class GenerationJob:
     ref: events.ReplyRef
     stream_id: uuid.UUID  # this claim's: names the live text and heartbeat in Redis
     protocol: str = "tgi"
+    model_name: str = ""  # the `model` label of its metrics
     concurrency_limit: int | None = None  # requests in flight at once for this model, across workers
     # Known before any request: e.g. the model's API key variable is unset. The reply fails at once.
     failure: GenerationFailure | None = None
@@ -48,13 +49,16 @@ def reply_claim(*, reply_id: int) -> GenerationJob | None:
 
     Each claim gives the reply a new stream id, which names its live text and heartbeat."""
     stream_id = uuid.uuid4()
+    claimed_at = timezone.now()
     claimed = Reply.objects.filter(id=reply_id, status=Reply.Status.QUEUED).update(
-        status=Reply.Status.STREAMING, started_at=timezone.now(), stream_id=stream_id
+        status=Reply.Status.STREAMING, started_at=claimed_at, stream_id=stream_id
     )
     if claimed != 1:
         return None
     reply = Reply.objects.select_related("turn__battle", "model").get(id=reply_id)
     turn, model = reply.turn, reply.model
+    # A retried reply counts its wait again from its creation: the user has waited all along.
+    metrics.REPLY_QUEUE_WAIT.labels(model=model.name).observe(max((claimed_at - reply.created_at).total_seconds(), 0))
     failure = None
     try:
         api_key, headers = model_credentials(model)
@@ -79,7 +83,8 @@ def reply_claim(*, reply_id: int) -> GenerationJob | None:
     ref = events.reply_ref(battle_id=turn.battle_id, turn_index=turn.index, attempt=reply.attempt, side=reply.side)
     return GenerationJob(
         reply_id=reply.id, model_id=model.id, request=request, group=events.battle_group(turn.battle_id), ref=ref,
-        stream_id=stream_id, protocol=model.protocol, concurrency_limit=model.concurrency_limit, failure=failure,
+        stream_id=stream_id, protocol=model.protocol, model_name=model.name, concurrency_limit=model.concurrency_limit,
+        failure=failure,
     )
 
 
@@ -130,8 +135,8 @@ def reply_finish(
     text = text_storable(text)
     kind = failure_kind if failure else ""
     with transaction.atomic():
-        battle_id, turn_index, attempt, side = Reply.objects.values_list(
-            "turn__battle_id", "turn__index", "attempt", "side"
+        battle_id, turn_index, attempt, side, model_name = Reply.objects.values_list(
+            "turn__battle_id", "turn__index", "attempt", "side", "model__name"
         ).get(id=reply_id)
         battle = Battle.objects.select_for_update().get(id=battle_id)
         updated = Reply.objects.filter(id=reply_id, status=Reply.Status.STREAMING).update(
@@ -165,6 +170,8 @@ def reply_finish(
             }
         group = events.battle_group(battle_id)
         transaction.on_commit(lambda: group_publish(group, event))
+        ended = metrics.REPLIES.labels(model=model_name, outcome=status.value, failure_kind=kind)
+        transaction.on_commit(ended.inc)  # every reply ends here: the worker's, and the sweep's
     return True
 
 

@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from arena import events
+from arena import events, metrics
 from arena.clients import ClientIdentity
 from arena.errors import ArenaError, NotAllowed
 from arena.models import Vote
@@ -54,6 +54,7 @@ def vote_cast(
     # Counted in batches by the refresh task (which takes only countable votes), not here:
     # counting locks both models' rows, which would queue every vote on a popular pair.
     transaction.on_commit(leaderboard_refresh_schedule)
+    transaction.on_commit(metrics.VOTES_CAST.labels(flagged=str(vote.identity_flagged).lower()).inc)
     reveal: events.BattleRevealed = {
         "type": "battle.revealed",
         "battle": str(battle.id),
