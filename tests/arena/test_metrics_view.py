@@ -93,3 +93,27 @@ def test_every_hosts_processes_are_merged_and_a_finished_process_leaves_no_live_
     families = {f.name: f for f in metrics.AllHostsCollector(tmp_path).collect()}
     assert [s.value for s in families["arena_votes_counted"].samples] == [4.0]
     assert not list(tmp_path.glob("*/gauge_live*.db"))  # the open sockets ended with their process
+
+
+@override_settings(ARENA_METRICS_TOKEN=TOKEN, ALLOWED_HOSTS=["*"])
+def test_the_sidecar_server_answers_metrics_as_the_web_does_and_nothing_else():
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test.client import RequestFactory
+
+    from arena.management.commands.metrics_serve import metrics_only
+
+    metrics.REPLY_TTFT.labels(model="sidecar-test-model").observe(0.2)
+    app = metrics_only(WSGIHandler())
+
+    def get(path: str, **headers) -> tuple[str, bytes]:
+        status: list[str] = []
+        environ = RequestFactory().get(path, **headers).environ
+        body = b"".join(app(environ, lambda s, h, *rest: status.append(s)))
+        return status[0], body
+
+    status, body = get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert status.startswith("200") and b'arena_reply_ttft_seconds_count{model="sidecar-test-model"}' in body
+    assert get("/metrics", HTTP_AUTHORIZATION="Bearer wrong")[0].startswith("401")
+    for path in ("/", "/admin/", "/api/leaderboard/", "/metrics/"):
+        status, body = get(path)
+        assert status.startswith("404") and b"arena" not in body.lower().replace(b"/metrics", b"")

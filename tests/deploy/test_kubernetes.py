@@ -595,8 +595,9 @@ def kube_container_env(resources: list[dict], container: dict) -> tuple[set[str]
 @pytest.mark.parametrize("tier", sorted(TIERS))
 def test_each_tier_gets_the_environment_compose_gives_it(base, tier):
     workload = find(base, "Job" if tier == "migrate" else "Deployment", TIERS[tier])
-    (container,) = pod_spec(workload)["containers"]
-    always, offered = kube_container_env(base, container)
+    containers = pod_spec(workload)["containers"]
+    # The first is the tier's own (a worker pod also runs its metrics sidecar, checked below).
+    always, offered = kube_container_env(base, containers[0])
     compose_always, compose_optional = compose_tier_env(tier)
     assert always == compose_always
     assert offered == compose_optional
@@ -622,3 +623,19 @@ def test_the_example_secrets_hold_placeholders_only():
                     *(e.get("valueFrom", {}).get("secretKeyRef") for e in c.get("env") or [])] if ref
     }
     assert referenced == {d["metadata"]["name"] for d in documents(SECRET_EXAMPLE)}
+
+
+def test_a_worker_pods_metrics_are_served_by_a_sidecar_reading_the_workers_files(base):
+    worker = find(base, "Deployment", TIERS["worker"])
+    spec = pod_spec(worker)
+    names = [c["name"] for c in spec["containers"]]
+    assert names == ["worker", "metrics"]
+    main, sidecar = spec["containers"]
+    assert sidecar["args"][:3] == ["python", "manage.py", "metrics_serve"]
+    assert sidecar["image"] == main["image"]
+    mounts = lambda c: {(m["name"], m["mountPath"]) for m in c.get("volumeMounts", [])}  # noqa: E731
+    assert ("tmp", "/tmp") in mounts(main) & mounts(sidecar)  # ARENA_METRICS_DIR is under /tmp
+    port = sidecar["ports"][0]["containerPort"]
+    annotations = worker["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port) and annotations["prometheus.io/path"] == "/metrics"
+    assert "arena-model-keys" not in str(sidecar.get("envFrom"))  # it calls no model server
