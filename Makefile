@@ -28,7 +28,7 @@ run: deps
 	PORT=$(PORT) $(PY) scripts/devstack.py
 
 test: deps chromium
-	DEBUG=true DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	DEBUG=true DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) ARENA_METRICS_DIR=$$(mktemp -d) \
 	  $(PY) -m pytest $(PYTEST_ARGS)
 
 # Both checkers always run, so one pass shows every finding; mypy's files are in pyproject.toml.

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -116,6 +117,8 @@ def stack_env(extra: dict[str, str]) -> dict[str, str]:
         ARENA_VOTES_PER_DAY="1000000",
         # A queue of its own: a worker of another stack on the same Redis database can't take these tasks.
         CELERY_QUEUE="bench-stream",
+        # Metric files of this stack only, not those other runs left in the default directory.
+        ARENA_METRICS_DIR=tempfile.mkdtemp(prefix="arena-bench-metrics-"),
     )
     env.update(extra)
     return env
