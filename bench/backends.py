@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from inference.backends import Delta, GenerationRequest  # noqa: E402 - after the path is set
-from inference.openai_chat import OpenAIChatBackend  # noqa: E402
+from inference.openai_chat import OpenAIChatBackend, clients_close  # noqa: E402
 from inference.tgi import TgiBackend  # noqa: E402
 
 MODEL = "bench-model"
@@ -65,7 +65,9 @@ async def measure(protocol: str, url: str, args) -> float:
 
 
 async def run(url: str, args) -> dict[str, float]:
-    return {protocol: await measure(protocol, url, args) for protocol in ("tgi", "openai")}
+    figures = {protocol: await measure(protocol, url, args) for protocol in ("tgi", "openai")}
+    await clients_close()
+    return figures
 
 
 def main() -> None:

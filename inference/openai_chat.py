@@ -73,7 +73,18 @@ class _Clients:
         return client
 
 
+    def pop(self, loop: asyncio.AbstractEventLoop) -> list[openai.AsyncOpenAI]:
+        return list(self._by_loop.pop(loop, {}).values())
+
+
 _CLIENTS = _Clients()
+
+
+async def clients_close() -> None:
+    """Close the clients of the running loop, for a program that ends its loop (a worker's loop
+    lives as long as its process); unclosed, their connection pools are reported at exit."""
+    for client in _CLIENTS.pop(asyncio.get_running_loop()):
+        await client.close()
 
 
 def client_make(base_url: str, api_key: str, headers: Mapping[str, str], timeout: float = 600.0) -> openai.AsyncOpenAI:
