@@ -20,7 +20,7 @@ from devserver.openai_chat import chat_prompt
 from devserver.text import count_input_tokens
 from inference.backends import Delta, Finished, GenerationRequest
 from inference.failures import FailureKind, GenerationFailure
-from inference.openai_chat import OpenAIChatBackend, openai_probe
+from inference.openai_chat import OpenAIChatBackend, clients_close, openai_probe
 from inference.tgi import TgiBackend
 from tests.helpers import free_port
 
@@ -436,7 +436,13 @@ async def test_a_cancelled_task_closes_the_connection(paced_url, caplog):
 def test_each_event_loop_gets_its_own_client(url):
     # A Celery worker thread may run a loop of its own; a client bound to a closed loop fails with
     # "Event loop is closed". Two loops in turn, each with its own client, both stream.
-    texts = [asyncio.run(collect(request_for(url)))[1].text for _ in range(2)]
+    async def in_a_loop_of_its_own() -> str:
+        try:
+            return (await collect(request_for(url)))[1].text
+        finally:
+            await clients_close()  # this loop's client: closed with it
+
+    texts = [asyncio.run(in_a_loop_of_its_own()) for _ in range(2)]
     assert texts[0] == texts[1] and texts[0]
 
 
