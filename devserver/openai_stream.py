@@ -46,11 +46,6 @@ def contents(generation: Generation, stops: list[str]) -> list[str]:
     return cut
 
 
-def _delay(state: ServerState) -> float:
-    rate = state.config.tokens_per_second
-    return 1 / rate if rate > 0 else 0.0
-
-
 def _usage(generation: Generation, completion_tokens: int) -> dict:
     return {"prompt_tokens": generation.input_length, "completion_tokens": completion_tokens,
             "total_tokens": generation.input_length + completion_tokens}
@@ -117,7 +112,7 @@ async def _mid_stream_fault(request: web.Request, state: ServerState, chunks: _C
 async def stream_reply(request: web.Request, state: ServerState, slot: Slot, generation: Generation,
                        stops: list[str], fault: Fault | None, include_usage: bool) -> web.StreamResponse:
     config, observer = state.config, state.config.observer
-    delay = _delay(state)
+    delay = state.token_delay
     pieces = contents(generation, stops)
     fault_at = min(fault.after_tokens, len(generation.tokens) - 1) if fault else None
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -162,7 +157,7 @@ async def stream_reply(request: web.Request, state: ServerState, slot: Slot, gen
 async def single_reply(request: web.Request, state: ServerState, slot: Slot, generation: Generation,
                        stops: list[str], fault: Fault | None) -> web.StreamResponse:
     config = state.config
-    delay = _delay(state)
+    delay = state.token_delay
     pieces = contents(generation, stops)
     finish_reason = _FINISH[generation.finish_reason]
     sent = len(generation.tokens)

@@ -28,6 +28,12 @@ class ServerState:
     def in_flight(self) -> int:
         return self.queued + self.decoding
 
+    @property
+    def token_delay(self) -> float:
+        """Seconds between two tokens of a stream (0: as fast as it can)."""
+        rate = self.config.tokens_per_second
+        return 1 / rate if rate > 0 else 0.0
+
     def stats(self) -> dict:
         return {"in_flight": self.in_flight, "peak_in_flight": self.peak_in_flight,
                 "requests": self.requests, "successes": self.successes}

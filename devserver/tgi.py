@@ -14,7 +14,7 @@ from aiohttp import web
 
 from devserver.faults import MID_STREAM_FAULTS, fault_for_request
 from devserver.generation import InvalidRequest, plan_generation, validate
-from devserver.state import OUTCOME, STATE, ServerState, Slot
+from devserver.state import OUTCOME, STATE, Slot
 
 TGI_VERSION = "3.3.7-dev"
 
@@ -38,11 +38,6 @@ def error_response(payload: dict, status: int) -> web.Response:
 
 def _validation_error(message: str) -> dict:
     return {"error": f"Input validation error: {message}", "error_type": "validation"}
-
-
-def _token_delay(state: ServerState) -> float:
-    rate = state.config.tokens_per_second
-    return 1 / rate if rate > 0 else 0.0
 
 
 def _abort_connection(request: web.Request) -> None:
@@ -117,7 +112,7 @@ async def _generation(request: web.Request, *, stream: bool | None, as_list: boo
 
 async def _single_reply(request, state, slot, generation, fault, as_list, with_details) -> web.StreamResponse:
     config = state.config
-    delay = _token_delay(state)
+    delay = state.token_delay
     await asyncio.sleep(config.time_to_first_token)
     slot.start_decoding()
     sent = 0
@@ -150,7 +145,7 @@ async def _single_reply(request, state, slot, generation, fault, as_list, with_d
 async def _stream_reply(request, state, slot, generation, fault) -> web.StreamResponse:
     config = state.config
     observer = config.observer
-    delay = _token_delay(state)
+    delay = state.token_delay
     fault_at = min(fault.after_tokens, len(generation.tokens) - 1) if fault else None
     last = len(generation.tokens) - 1
     response = await _start_stream(request)
