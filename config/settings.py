@@ -174,9 +174,6 @@ try:
     ARENA_SSO_PROVIDER_NAME = env.str("ARENA_SSO_PROVIDER_NAME", "your organisation")
     OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", "")
     OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", "")
-    _oidc_secret_file = env.path("OIDC_RP_CLIENT_SECRET_FILE", None)
-    if not OIDC_RP_CLIENT_SECRET and _oidc_secret_file:
-        OIDC_RP_CLIENT_SECRET = _oidc_secret_file.read_text().strip()
     OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
     OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", "")
     OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", "")
