@@ -241,6 +241,7 @@ LOGIN_REDIRECT_URL = "arena"
 LOGOUT_REDIRECT_URL = "sign-in"
 OIDC_RP_SCOPES = "openid email profile"
 OIDC_STORE_ID_TOKEN = False
+OIDC_USE_PKCE = True  # the code is useless to whoever intercepts it without the verifier
 OIDC_CREATE_USER = True
 OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
 LOGIN_REDIRECT_URL_FAILURE = "/accounts/sign-in/?failed=1"

@@ -43,9 +43,11 @@ def votes_count_pending(*, batch_size: int = VOTES_COUNT_BATCH) -> int:
             taken = len(rows)
             if settings.ARENA_VOTE_DETECTION:
                 # Flagged votes wait for review instead of being counted (arena/services/screening.py).
-                held = votes_screen(vote_ids=[r[0] for r in rows])
-                if held and not settings.ARENA_RATINGS_INCLUDE_FLAGGED:
-                    rows = [r for r in rows if r[0] not in held]
+                screened = votes_screen(vote_ids=[r[0] for r in rows])
+                if screened.held and not settings.ARENA_RATINGS_INCLUDE_FLAGGED:
+                    rows = [r for r in rows if r[0] not in screened.held]
+                if screened.recount and not settings.ARENA_RATINGS_INCLUDE_FLAGGED:
+                    transaction.on_commit(leaderboard_rebuild_schedule)
             if rows:
                 _votes_add(rows)
         metrics.VOTES_COUNTED.inc(len(rows))  # committed

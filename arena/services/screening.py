@@ -8,8 +8,9 @@ does no detection work at all.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 
 from arena import detection, ratings
@@ -25,19 +26,22 @@ def voter_key(user_id: int | None, client_id: str) -> str:
     return f"u{user_id}" if user_id is not None else f"c{client_id}"
 
 
-def votes_screen(*, vote_ids: list[int]) -> set[int]:
-    """Flag what detection finds among these (uncounted) votes and their voters' past votes;
-    returns the ids among `vote_ids` now waiting for review. Past votes that were counted and
-    are flagged now queue a recount (they leave the ratings)."""
+class Screened(NamedTuple):
+    held: set[int]  # the ids among those screened now waiting for review
+    recount: bool  # votes already counted were flagged: they leave the ratings only by a recount
+
+
+def votes_screen(*, vote_ids: list[int]) -> Screened:
+    """Flag what detection finds among these (uncounted) votes and their voters' past votes."""
     if not vote_ids:
-        return set()
+        return Screened(set(), False)
     reasons: dict[int, set[str]] = {}
     for vote_id in _too_fast(vote_ids):
         reasons.setdefault(vote_id, set()).add(TOO_FAST)
     for vote_id, model_id in _loyal(vote_ids).items():
         reasons.setdefault(vote_id, set()).add(f"{LOYAL}:{model_id}")
     if not reasons:
-        return set()
+        return Screened(set(), False)
     recount = False
     pending = set()
     # Only votes no admin has decided on: a decision stands.
@@ -49,11 +53,7 @@ def votes_screen(*, vote_ids: list[int]) -> set[int]:
             recount |= vote.counted
             Vote.objects.filter(id=vote.id).update(flag_reasons=new, review=Vote.Review.PENDING)
         pending.add(vote.id)
-    if recount:
-        from arena.services.counting import leaderboard_rebuild_schedule
-
-        transaction.on_commit(leaderboard_rebuild_schedule)
-    return pending & set(vote_ids)
+    return Screened(pending & set(vote_ids), recount)
 
 
 def _too_fast(vote_ids: list[int]) -> list[int]:
