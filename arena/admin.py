@@ -1,8 +1,11 @@
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten
+from django.urls import reverse
 
 from arena import services
-from arena.models import Battle, ChatModel, Reply, Turn, Vote
+from arena.models import Battle, ChatModel, FlaggedVote, Invitation, Reply, Turn, Vote
+from arena.services.screening import LOYAL, TOO_FAST
 from inference.protocols import Protocol
 
 # Messages name models inside quotes, never first: the admin shows every message with its first
@@ -138,11 +141,35 @@ class BattleAdmin(ArenaRecordAdmin):
         services.battles_delete(battle_ids=list(queryset.values_list("id", flat=True)))
 
 
+def flag_reasons_text(vote: Vote, names: dict[int, str]) -> str:
+    """The flags in words: "a reply named a model", "cast 0.8 s after…", "loyal to <model>"."""
+    words = []
+    for reason in vote.flag_reasons:
+        kind, _, model_id = reason.partition(":")
+        if kind == "names_identity":
+            words.append("a reply named a model or vendor")
+        elif kind == TOO_FAST:
+            words.append(f"cast within {settings.ARENA_VOTE_MIN_SECONDS:g} s of the replies finishing")
+        elif kind == LOYAL:
+            name = names.get(int(model_id), f"model {model_id}") if model_id.isdigit() else model_id
+            words.append(f"the voter keeps picking “{name}” against the odds")
+        else:
+            words.append(reason)
+    return "; ".join(words)
+
+
 @admin.register(Vote)
 class VoteAdmin(ArenaRecordAdmin):
-    list_display = ("battle", "outcome", "identity_flagged", "counted", "created_at")
-    list_filter = ("outcome", "identity_flagged", "counted")
-    readonly_fields = ("battle", "outcome", "client_id", "identity_flagged", "counted", "created_at")
+    list_display = ("battle", "outcome", "voter", "identity_flagged", "review", "counted", "created_at")
+    list_filter = ("outcome", "review", "identity_flagged", "counted")
+    readonly_fields = (
+        "battle", "outcome", "client_id", "user", "identity_flagged", "flag_reasons", "review", "counted", "created_at",
+    )
+    list_select_related = ("user",)
+
+    @admin.display(description="Voter")
+    def voter(self, obj: Vote) -> str:
+        return obj.user.get_username() if obj.user else f"session {obj.client_id[:8]}"
 
     # Deleting votes recounts the leaderboard without them (after the deletion commits).
     def delete_model(self, request, obj: Vote) -> None:
@@ -150,3 +177,79 @@ class VoteAdmin(ArenaRecordAdmin):
 
     def delete_queryset(self, request, queryset) -> None:
         services.votes_delete(vote_ids=list(queryset.values_list("id", flat=True)))
+
+
+@admin.register(FlaggedVote)
+class FlaggedVoteAdmin(ArenaRecordAdmin):
+    """Flagged votes, waiting for a decision: stay out of the ratings until included (unless
+    ARENA_RATINGS_INCLUDE_FLAGGED). Deciding recounts the leaderboard."""
+
+    list_display = ("created_at", "battle_models", "outcome", "voter", "reasons", "review", "counted")
+    list_filter = ("review",)
+    readonly_fields = VoteAdmin.readonly_fields
+    list_select_related = ("battle__model_a", "battle__model_b", "user")
+    actions = ["votes_include", "votes_exclude", "recount"]
+    voter = VoteAdmin.voter
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).exclude(review=Vote.Review.NONE)
+
+    def changelist_view(self, request, extra_context=None):
+        # The list opens on what waits for review.
+        if not request.GET and not request.POST:
+            request.GET = request.GET.copy()
+            request.GET["review__exact"] = Vote.Review.PENDING
+            request.META["QUERY_STRING"] = request.GET.urlencode()
+        self._names = dict(ChatModel.objects.values_list("id", "name"))
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Battle")
+    def battle_models(self, obj: Vote) -> str:
+        return f"{obj.battle.model_a.name} vs {obj.battle.model_b.name}"
+
+    @admin.display(description="Why flagged")
+    def reasons(self, obj: Vote) -> str:
+        return flag_reasons_text(obj, getattr(self, "_names", {}))
+
+    @admin.action(description="Include the selected votes in the ratings (and recount)")
+    def votes_include(self, request, queryset) -> None:
+        n = services.votes_review(vote_ids=list(queryset.values_list("id", flat=True)), include=True)
+        self.message_user(request, f"{n} vote(s) included; the leaderboard is being recounted.", messages.SUCCESS)
+
+    @admin.action(description="Exclude the selected votes from the ratings (and recount)")
+    def votes_exclude(self, request, queryset) -> None:
+        n = services.votes_review(vote_ids=list(queryset.values_list("id", flat=True)), include=False)
+        self.message_user(request, f"{n} vote(s) excluded; the leaderboard is being recounted.", messages.SUCCESS)
+
+    @admin.action(description="Recount the leaderboard now")
+    def recount(self, request, queryset) -> None:
+        services.leaderboard_rebuild_schedule()
+        self.message_user(request, "The leaderboard is being recounted.", messages.SUCCESS)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Sign-up links (ARENA_ACCESS=accounts): give the link to the person it is for."""
+
+    list_display = ("note", "link", "uses", "max_uses", "expires_at", "created_at")
+    readonly_fields = ("link", "uses", "created_by", "created_at")
+    fields = ("note", "max_uses", "expires_at", "link", "uses", "created_by", "created_at")
+
+    @admin.display(description="Sign-up link")
+    def link(self, obj: Invitation) -> str:
+        if not obj.pk:
+            return "Shown once saved."
+        return self._request.build_absolute_uri(reverse("invitation", args=[obj.token]))
+
+    def get_queryset(self, request):
+        self._request = request
+        return super().get_queryset(request)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        self._request = request
+        return super().get_form(request, obj, change, **kwargs)
+
+    def save_model(self, request, obj: Invitation, form, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)

@@ -1,4 +1,5 @@
-"""Who is asking: a session plus a salted hash of the IP address; raw IPs are never stored."""
+"""Who is asking: a session (or, signed in, an account) plus a salted hash of the IP address;
+raw IPs are never stored."""
 
 import hashlib
 import hmac
@@ -10,8 +11,9 @@ from django.conf import settings
 
 @dataclass(frozen=True)
 class ClientIdentity:
-    client_id: str  # salted hash of the session key: owns battles, is rate limited
+    client_id: str  # salted hash of the session key, or of the account: owns battles, is rate limited
     ip_hash: str  # salted hash of the client's IP: rate limited too, so new sessions don't help
+    user_id: int | None = None  # the signed-in account (ARENA_ACCESS accounts or sso), which owns the votes
 
 
 def _digest(kind: str, value: str) -> str:
@@ -39,5 +41,12 @@ def _in_any(ip: str, networks: list[str]) -> bool:
     return any(addr in ipaddress.ip_network(net, strict=False) for net in networks)
 
 
-def client_identity(*, session_key: str, ip: str) -> ClientIdentity:
-    return ClientIdentity(client_id=_digest("session", session_key), ip_hash=_digest("ip", ip) if ip else "")
+def client_identity(*, session_key: str, ip: str, user_id: int | None = None) -> ClientIdentity:
+    """Signed in, the account is the client: its battles follow it from one device to another."""
+    client_id = _digest("user", str(user_id)) if user_id is not None else _digest("session", session_key)
+    return ClientIdentity(client_id=client_id, ip_hash=_digest("ip", ip) if ip else "", user_id=user_id)
+
+
+def judge_pseudonym(judge: str) -> str:
+    """A stable stand-in for a judge in exports: the same voter, unrecognisable outside this arena."""
+    return "judge-" + _digest("judge", judge)[:16]

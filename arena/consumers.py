@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from arena import events, metrics, selectors, services
+from arena.access import leaderboard_members_only, member_still_signed_in, members_required
 from arena.clients import ClientIdentity, client_identity, client_ip
 from arena.errors import ArenaError
 from arena.live import live_text
@@ -111,16 +112,28 @@ class ArenaConsumer(SocketsCounted, DirectDispatch, AsyncWebsocketConsumer):
     battle_id: str | None = None
     client: ClientIdentity
 
+    session_key = ""
+
     async def connect(self) -> None:
         session = self.scope.get("session")
         if session is None or not session.session_key:
             # The page view creates the session; a socket without one didn't come from our page.
             await self.close(code=4401)
             return
+        user_id = None
+        if members_required():
+            user = self.scope.get("user")
+            if user is None or not user.is_authenticated:
+                await self.close(code=4401)
+                return
+            user_id = user.pk
+        self.session_key = session.session_key
         headers = dict(self.scope.get("headers") or [])
         forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1") or None
         peer = (self.scope.get("client") or [None])[0]
-        self.client = client_identity(session_key=session.session_key, ip=client_ip(peer, forwarded))
+        self.client = client_identity(
+            session_key=session.session_key, ip=client_ip(peer, forwarded), user_id=user_id
+        )
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -143,6 +156,13 @@ class ArenaConsumer(SocketsCounted, DirectDispatch, AsyncWebsocketConsumer):
             await self._error("bad_frame", f"Each message needs an action: one of {', '.join(ACTIONS)}.")
             return
         action = frame["action"]
+        if self.client.user_id is not None and not await db(member_still_signed_in)(
+            user_id=self.client.user_id, session_key=self.session_key
+        ):
+            # Signed out (elsewhere) or deactivated since the socket opened: nothing more from it.
+            await self._error("signed_out", "You've been signed out; sign in again to go on.", action=action)
+            await self.close(code=4401)
+            return
         try:
             await getattr(self, f"_do_{action}")(frame)
         except ArenaError as exc:
@@ -254,6 +274,11 @@ class LeaderboardConsumer(SocketsCounted, DirectDispatch, AsyncWebsocketConsumer
     page = "leaderboard"
 
     async def connect(self) -> None:
+        if leaderboard_members_only():
+            user = self.scope.get("user")
+            if user is None or not user.is_authenticated:
+                await self.close(code=4401)
+                return
         await self.channel_layer.group_add(events.LEADERBOARD_GROUP, self.channel_name)
         await self.accept()
         snapshot = await db(selectors.leaderboard_current)()

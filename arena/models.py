@@ -6,7 +6,9 @@ messages, caches); a reply's text is written here once, when its generation ends
 
 from __future__ import annotations
 
+import secrets
 import uuid
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -254,10 +256,19 @@ class Reply(models.Model):
 
 class VoteQuerySet(models.QuerySet["Vote"]):
     def countable(self) -> VoteQuerySet:
-        """Votes that count towards the ratings: on anonymous battles, and not flagged for a reply
-        naming a model unless ARENA_RATINGS_INCLUDE_FLAGGED says so."""
-        votes = self.filter(battle__anonymous=True)
-        return votes if settings.ARENA_RATINGS_INCLUDE_FLAGGED else votes.filter(identity_flagged=False)
+        """Votes that count towards the ratings: on anonymous battles, not excluded by an admin,
+        not flagged and waiting for review unless ARENA_RATINGS_INCLUDE_FLAGGED says so, and not
+        held while their account is new (ARENA_NEW_ACCOUNT_HOLD_VOTES)."""
+        votes = self.filter(battle__anonymous=True).exclude(review=Vote.Review.EXCLUDED)
+        if not settings.ARENA_RATINGS_INCLUDE_FLAGGED:
+            votes = votes.exclude(review=Vote.Review.PENDING)
+        if hold := settings.ARENA_NEW_ACCOUNT_HOLD_VOTES:
+            seasoned = (
+                Vote.objects.filter(user__isnull=False).values("user")
+                .annotate(cast=models.Count("id")).filter(cast__gte=hold).values("user")
+            )
+            votes = votes.filter(Q(user__isnull=True) | Q(user__in=seasoned))
+        return votes
 
 
 class Vote(models.Model):
@@ -278,12 +289,27 @@ class Vote(models.Model):
         def from_code(cls, code: int) -> Vote.Outcome:
             return cls(_OUTCOMES_BY_CODE[code])
 
+    class Review(models.TextChoices):
+        """Where a flagged vote stands: it stays out of the ratings until an admin includes it."""
+
+        NONE = "", "not flagged"
+        PENDING = "pending", "waiting for review"
+        INCLUDED = "included", "included"
+        EXCLUDED = "excluded", "excluded"
+
     battle = models.OneToOneField(Battle, on_delete=models.CASCADE, related_name="vote")
     outcome = models.CharField(max_length=8, choices=Outcome.choices)
     client_id = models.CharField(max_length=64, db_index=True)
+    # The voter's account where there is one (ARENA_ACCESS accounts or sso); kept if it is deleted.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="arena_votes"
+    )
     identity_flagged = models.BooleanField(
         default=False, help_text="A reply named a model or vendor; excluded from ratings by default."
     )
+    # Why the vote was flagged (arena.detection's reasons); never shown to the voter.
+    flag_reasons = models.JSONField(default=list, blank=True)
+    review = models.CharField(max_length=8, choices=Review.choices, default=Review.NONE, blank=True)
     counted = models.BooleanField(default=False, help_text="Included in the rating counts.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -293,10 +319,20 @@ class Vote(models.Model):
         indexes = [
             # The refresh task looks for votes not yet counted after every burst of votes.
             models.Index(fields=["id"], condition=models.Q(counted=False), name="vote_uncounted"),
+            # The admin's review list.
+            models.Index(fields=["id"], condition=models.Q(review="pending"), name="vote_review_pending"),
         ]
 
     def __str__(self) -> str:
         return f"{self.battle_id}: {self.outcome}"
+
+
+class FlaggedVote(Vote):
+    """The admin's review list: votes detection or the identity check flagged (arena.detection)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "flagged vote"
 
 
 _OUTCOME_CODES = {"a": ratings.A_WINS, "b": ratings.B_WINS, "tie": ratings.TIE, "bothbad": ratings.BOTH_BAD}
@@ -326,3 +362,35 @@ class PairCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_a_id} vs {self.model_b_id}, outcome {self.outcome}: {self.count}"
+
+
+def invitation_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def invitation_expiry():
+    return timezone.now() + timedelta(days=14)
+
+
+class Invitation(models.Model):
+    """A sign-up link an admin hands out (ARENA_ACCESS=accounts): each use makes one account."""
+
+    token = models.CharField(max_length=64, unique=True, default=invitation_token, editable=False)
+    note = models.CharField(max_length=200, blank=True, help_text="Whom it is for; admins only.")
+    max_uses = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    uses = models.PositiveIntegerField(default=0, editable=False)
+    expires_at = models.DateTimeField(default=invitation_expiry)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.note or f"invitation {self.pk}"
+
+    @property
+    def usable(self) -> bool:
+        return self.uses < self.max_uses and self.expires_at > timezone.now()

@@ -11,8 +11,10 @@ from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from arena import sampling
+from arena.access import members_only, members_required
 from arena.clients import client_ip
 from arena.metrics import AllHostsCollector
+from arena.personal import PERSONAL_MIN_VOTES, personal_leaderboard
 from arena.selectors import leaderboard_current, models_available
 
 # require_safe: GET and HEAD (uptime monitors check pages with HEAD; Django drops the body).
@@ -20,6 +22,7 @@ from arena.selectors import leaderboard_current, models_available
 
 @require_safe
 @ensure_csrf_cookie
+@members_only
 def arena_page(request: HttpRequest) -> HttpResponse:
     # The websocket identifies the client by its session, so make sure one exists (not for HEAD:
     # a monitor's check never opens the socket, and would leave a session row each time).
@@ -35,6 +38,7 @@ def arena_page(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 @cache_control(max_age=2)
+@members_only(api=True)
 def models_status(request: HttpRequest) -> HttpResponse:
     """Whether a new battle can start, for the arena page to poll while it can't. A yes or no only:
     nothing here (names, counts) could tell anyone which models a battle drew."""
@@ -81,9 +85,13 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
+@members_only(leaderboard=True)
 def leaderboard_page(request: HttpRequest) -> HttpResponse:
+    mine = personal_leaderboard(user_id=_user_id(request)) if _personal(request) else None
     return render(request, "arena/leaderboard.html", {
         "leaderboard": leaderboard_current(),
+        "mine": mine,
+        "personal_min_votes": PERSONAL_MIN_VOTES,
         "bootstrap_rounds": settings.ARENA_BOOTSTRAP_ROUNDS,
         "provisional_votes": settings.ARENA_PROVISIONAL_VOTES,
         "sampling": settings.ARENA_SAMPLING,
@@ -95,5 +103,24 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
+@members_only(leaderboard=True, api=True)
 def leaderboard_api(request: HttpRequest) -> HttpResponse:
     return JsonResponse(leaderboard_current())
+
+
+def _user_id(request: HttpRequest) -> int:
+    assert request.user.pk is not None  # signed in (_personal)
+    return int(request.user.pk)
+
+
+def _personal(request: HttpRequest) -> bool:
+    return members_required() and request.user.is_authenticated
+
+
+@require_safe
+@members_only(api=True)
+def leaderboard_mine_api(request: HttpRequest) -> HttpResponse:
+    """The signed-in voter's own ranking (their votes, shrunk towards the global ratings)."""
+    if not _personal(request):
+        return JsonResponse({"error": "Personal rankings are for signed-in members."}, status=404)
+    return JsonResponse(personal_leaderboard(user_id=_user_id(request)))

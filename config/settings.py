@@ -150,6 +150,36 @@ try:
     ARENA_PROVISIONAL_VOTES = env.int("ARENA_PROVISIONAL_VOTES", 50, validate=_NON_NEGATIVE)
     IP_HASH_SALT = env.str("IP_HASH_SALT", SECRET_KEY)
 
+    # Who may vote (arena/access.py): anyone with the URL, Django accounts (made by an admin or
+    # by invitation), or OpenID Connect sign-in limited to the organisation's e-mail domains.
+    ARENA_ACCESS = env.str("ARENA_ACCESS", "open", validate=OneOf(["open", "accounts", "sso"]))
+    # With accounts or SSO the leaderboard can still be public, or for signed-in members only.
+    ARENA_LEADERBOARD_PUBLIC = env.bool("ARENA_LEADERBOARD_PUBLIC", True)
+    # An account's votes per day (accounts and SSO): one more is refused, so none goes uncounted.
+    ARENA_ACCOUNT_VOTES_PER_DAY = env.int("ARENA_ACCOUNT_VOTES_PER_DAY", 200, validate=_AT_LEAST_ONE)
+    # With accounts or SSO, an office's staff share one address: the per-address limits are this
+    # many times the per-session ones (in open mode, where a new session is free, they are equal).
+    ARENA_ADDRESS_SHARERS = env.int("ARENA_ADDRESS_SHARERS", 30, validate=_AT_LEAST_ONE)
+    # An account's votes stay out of the ratings until it has cast this many (0: counted at once).
+    ARENA_NEW_ACCOUNT_HOLD_VOTES = env.int("ARENA_NEW_ACCOUNT_HOLD_VOTES", 0, validate=_NON_NEGATIVE)
+    # Rigging detection as votes are counted (arena/detection.py): a voter who keeps picking one
+    # model against the leaderboard's odds, and votes cast sooner than this after the slower
+    # reply finished. Flagged votes wait for an admin's review. On by default with sign-in.
+    ARENA_VOTE_DETECTION = env.bool("ARENA_VOTE_DETECTION", ARENA_ACCESS != "open")
+    ARENA_VOTE_MIN_SECONDS = env.float("ARENA_VOTE_MIN_SECONDS", 2.0, validate=_NON_NEGATIVE)
+    # SSO (ARENA_ACCESS=sso): the provider's endpoints and this arena's client, as registered there
+    # (mozilla-django-oidc reads these names), and the e-mail domains allowed in ("*": any).
+    _sso_domains: list[str] = env.list("ARENA_SSO_EMAIL_DOMAINS", [])
+    ARENA_SSO_EMAIL_DOMAINS = [d.strip().lower() for d in _sso_domains if d.strip()]
+    ARENA_SSO_PROVIDER_NAME = env.str("ARENA_SSO_PROVIDER_NAME", "your organisation")
+    OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", "")
+    OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", "")
+    OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+    OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", "")
+    OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", "")
+    OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", "")
+    OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", "RS256", validate=OneOf(["RS256", "ES256", "HS256"]))
+
     # Prometheus metrics (arena/metrics.py): every web and worker process writes its values under
     # this directory, which /metrics reads; processes on several hosts or containers share it
     # (compose mounts one volume). The default suits a local run.
@@ -161,6 +191,15 @@ try:
 except EnvError as exc:  # environs names the variable and the bad value
     raise ImproperlyConfigured(f"Bad environment variable: {exc}") from exc
 
+if ARENA_ACCESS == "sso":
+    _oidc_missing = [
+        name for name in ("OIDC_RP_CLIENT_ID", "OIDC_RP_CLIENT_SECRET", "OIDC_OP_AUTHORIZATION_ENDPOINT",
+                          "OIDC_OP_TOKEN_ENDPOINT", "OIDC_OP_USER_ENDPOINT", "ARENA_SSO_EMAIL_DOMAINS")
+        if not globals()[name]
+    ] + (["OIDC_OP_JWKS_ENDPOINT"] if OIDC_RP_SIGN_ALGO != "HS256" and not OIDC_OP_JWKS_ENDPOINT else [])
+    if _oidc_missing:
+        raise ImproperlyConfigured(f"ARENA_ACCESS=sso needs {', '.join(_oidc_missing)} (see .env.example)")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -169,6 +208,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "mozilla_django_oidc",
     "arena",
 ]
 
@@ -185,6 +225,26 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+
+# Sign-in (ARENA_ACCESS accounts or sso): Django's accounts, and with SSO the OpenID Connect
+# backend, which takes users only from the allowed e-mail domains (arena/sso.py).
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if ARENA_ACCESS == "sso":
+    AUTHENTICATION_BACKENDS.append("arena.sso.DomainOIDCBackend")
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in ("UserAttributeSimilarityValidator", "MinimumLengthValidator", "CommonPasswordValidator",
+                 "NumericPasswordValidator")
+]
+LOGIN_URL = "sign-in"
+LOGIN_REDIRECT_URL = "arena"
+LOGOUT_REDIRECT_URL = "sign-in"
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_STORE_ID_TOKEN = False
+OIDC_USE_PKCE = True  # the code is useless to whoever intercepts it without the verifier
+OIDC_CREATE_USER = True
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/sign-in/?failed=1"
 ASGI_APPLICATION = "config.asgi.application"
 
 TEMPLATES = [
@@ -197,6 +257,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "arena.access.context",
             ],
         },
     },

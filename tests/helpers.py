@@ -126,10 +126,12 @@ def worker_start(
     return proc
 
 
-def web_start(logs: Path, name: str = "web", extra_env: dict | None = None) -> tuple[subprocess.Popen, str]:
+def web_start(
+    logs: Path, name: str = "web", extra_env: dict | None = None, port: int | None = None
+) -> tuple[subprocess.Popen, str]:
     """A uvicorn ASGI server process and its base URL; `extra_env` overrides its settings
     (e.g. ARENA_MAX_TURNS: the pages and the websocket are served with them)."""
-    port = free_port()
+    port = port or free_port()
     log = logs / f"{name}.log"
     web = process_start(
         [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)],

@@ -6,6 +6,7 @@ Functions are keyword-only and named `<entity>_<action>`. Work for Celery is que
 roll back.
 """
 
+from arena.services.accounts import account_create_from_invitation, invitation_usable
 from arena.services.battles import battle_start, battles_delete, turn_regenerate, turn_submit
 from arena.services.counting import (
     leaderboard_rebuild,
@@ -23,9 +24,14 @@ from arena.services.registry import (
     models_probe_now,
 )
 from arena.services.replies import GenerationJob, replies_sweep, reply_claim, reply_finish, reply_requeue
-from arena.services.votes import vote_cast, votes_delete
+from arena.services.screening import votes_screen
+from arena.services.votes import vote_cast, votes_delete, votes_review
 
 __all__ = [
+    "account_create_from_invitation",
+    "invitation_usable",
+    "votes_review",
+    "votes_screen",
     "GenerationJob",
     "HealthVerdict",
     "battle_start",

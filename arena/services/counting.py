@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
@@ -10,6 +11,7 @@ from django.db.models import F
 from arena import metrics, queue, ratings
 from arena.models import ChatModel, PairCount, Vote
 from arena.sampling import vote_weight, vote_weights
+from arena.services.screening import votes_screen
 
 VOTES_COUNT_BATCH = 5000
 # What counting needs of a vote: its id, its pair and outcome, how its pair was drawn.
@@ -38,10 +40,19 @@ def votes_count_pending(*, batch_size: int = VOTES_COUNT_BATCH) -> int:
             )
             if not rows:
                 return total
-            _votes_add(rows)
+            taken = len(rows)
+            if settings.ARENA_VOTE_DETECTION:
+                # Flagged votes wait for review instead of being counted (arena/services/screening.py).
+                screened = votes_screen(vote_ids=[r[0] for r in rows])
+                if screened.held and not settings.ARENA_RATINGS_INCLUDE_FLAGGED:
+                    rows = [r for r in rows if r[0] not in screened.held]
+                if screened.recount and not settings.ARENA_RATINGS_INCLUDE_FLAGGED:
+                    transaction.on_commit(leaderboard_rebuild_schedule)
+            if rows:
+                _votes_add(rows)
         metrics.VOTES_COUNTED.inc(len(rows))  # committed
         total += len(rows)
-        if len(rows) < batch_size:
+        if taken < batch_size:
             return total
 
 

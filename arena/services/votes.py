@@ -40,14 +40,22 @@ def vote_cast(
         raise ArenaError("The replies changed in another tab; here they are now. Read them, then vote.", code="stale")
     if refusal := vote_refusal(now):
         raise NotAllowed(refusal)
+    # An account's own cap is on the votes it may have counted in a day; its office's address
+    # takes ARENA_ADDRESS_SHARERS times the per-session cap.
+    account = client.user_id is not None
     rate_limit(
-        "vote", client, limit=settings.ARENA_VOTES_PER_DAY, window_seconds=86_400,
+        "vote", client, window_seconds=86_400,
+        limit=settings.ARENA_ACCOUNT_VOTES_PER_DAY if account else settings.ARENA_VOTES_PER_DAY,
+        address_limit=settings.ARENA_VOTES_PER_DAY * settings.ARENA_ADDRESS_SHARERS if account else None,
         message="You've reached today's vote limit; thank you, and come back tomorrow.",
     )
+    flagged = replies.names_identity
     try:
         with transaction.atomic():
             vote = Vote.objects.create(
-                battle=battle, outcome=outcome, client_id=client.client_id, identity_flagged=replies.names_identity
+                battle=battle, outcome=outcome, client_id=client.client_id, user_id=client.user_id,
+                identity_flagged=flagged, flag_reasons=["names_identity"] if flagged else [],
+                review=Vote.Review.PENDING if flagged else Vote.Review.NONE,
             )
     except IntegrityError:
         raise NotAllowed("This battle already has a vote.") from None
@@ -78,3 +86,15 @@ def votes_delete(*, vote_ids: list[int]) -> int:
     if deleted:
         transaction.on_commit(leaderboard_rebuild_schedule)
     return deleted
+
+
+@transaction.atomic
+def votes_review(*, vote_ids: list[int], include: bool) -> int:
+    """An admin's decision on flagged votes: included ones count, excluded ones never do. The
+    leaderboard is recounted once the decision commits (a counted vote may leave it)."""
+    decided = Vote.objects.filter(id__in=vote_ids).exclude(review=Vote.Review.NONE).update(
+        review=Vote.Review.INCLUDED if include else Vote.Review.EXCLUDED
+    )
+    if decided:
+        transaction.on_commit(leaderboard_rebuild_schedule)
+    return decided

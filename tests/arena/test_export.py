@@ -32,3 +32,18 @@ def test_export_sums_usage_per_side_and_leaves_prompt_tokens_unknown_when_a_serv
     [record] = [json.loads(line) for line in out.read_text().splitlines()]
     assert record["usage_a"] == {"prompt_tokens": 37, "completion_tokens": 15}
     assert record["usage_b"] == {"prompt_tokens": None, "completion_tokens": 10}
+
+
+@pytest.mark.django_db
+def test_pseudonymised_exports_keep_one_judge_per_voter_without_their_id(tmp_path, chat_models, alice, mallory):
+    from tests.finished import vote_uncounted
+
+    for client in (alice, alice, mallory):
+        vote_uncounted(client, "a")
+    plain, masked = tmp_path / "plain.jsonl", tmp_path / "masked.jsonl"
+    call_command("export_battles", str(plain))
+    call_command("export_battles", str(masked), "--pseudonymise")
+    judges = [json.loads(line)["judge"] for line in plain.read_text().splitlines()]
+    hidden = [json.loads(line)["judge"] for line in masked.read_text().splitlines()]
+    assert judges == [alice.client_id, alice.client_id, mallory.client_id]
+    assert hidden[0] == hidden[1] != hidden[2] and not set(hidden) & set(judges)

@@ -3,6 +3,7 @@ import json
 from django.core.management.base import BaseCommand
 from django.db.models import Prefetch
 
+from arena.clients import judge_pseudonym
 from arena.models import Battle, Reply, Turn, Vote
 from arena.ratings import OUTCOME_NAMES
 
@@ -12,8 +13,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file")
+        parser.add_argument(
+            "--pseudonymise", action="store_true",
+            help="write each judge as a stable digest (the same voter, unrecognisable outside this arena)",
+        )
 
-    def handle(self, *args, file, **options):
+    def handle(self, *args, file, pseudonymise=False, **options):
         battles = (
             Battle.objects.filter(vote__isnull=False)
             .select_related("model_a", "model_b", "vote")
@@ -28,6 +33,8 @@ class Command(BaseCommand):
                 fh.write("[\n")
             for battle in battles.iterator(chunk_size=2000):
                 record = _record(battle)
+                if pseudonymise:
+                    record["judge"] = judge_pseudonym(record["judge"])
                 fh.write(("," if as_array and count else "") + json.dumps(record, ensure_ascii=False) + "\n")
                 count += 1
             if as_array:

@@ -94,7 +94,9 @@ class Command(BaseCommand):
         Reply.objects.bulk_create(replies)
         flagged = {r.turn.battle_id for r in replies if r.names_identity}
         if flagged:
-            Vote.objects.filter(battle_id__in=flagged).update(identity_flagged=True)
+            Vote.objects.filter(battle_id__in=flagged).update(
+                identity_flagged=True, flag_reasons=["names_identity"], review=Vote.Review.PENDING
+            )
         return len(battles)
 
 
