@@ -150,3 +150,4 @@ class VoteAdmin(ArenaRecordAdmin):
 
     def delete_queryset(self, request, queryset) -> None:
         services.votes_delete(vote_ids=list(queryset.values_list("id", flat=True)))
+from arena import admin_judging  # noqa: E402,F401 - registers the judged runs' pages
