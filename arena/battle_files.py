@@ -3,7 +3,8 @@
 A record: {"model_a", "model_b", "winner": "model_a"|"model_b"|"tie"|"tie (bothbad)", optional
 "tstamp", "question_id", "judge", "anony", "turn", "language", "conversation_a", "conversation_b"},
 and ours: "draw_probability" (the chance the pair was drawn with, in (0, 1]) with "draw_pairs" (among
-how many pairs), which the inverse-probability fit reads (arena.sampling.vote_weight).
+how many pairs), which the inverse-probability fit reads (arena.sampling.vote_weight), and
+"judge_reasoning" (a judge model's explanation, where "judge" is "model:<name>").
 Files are a JSON array or JSON lines. Parsing is strict: the first malformed record stops
 everything with its line (or array position) number, so nothing is half-read.
 """
@@ -77,6 +78,8 @@ def record_validate(number: int, item: object) -> BattleRecord:
     tstamp = item.get("tstamp")
     if tstamp is not None and (isinstance(tstamp, bool) or not isinstance(tstamp, (int, float))):
         raise BattleFileError(f"line {number}: tstamp must be a number (seconds since the epoch)")
+    if not isinstance(item.get("judge_reasoning", ""), str):
+        raise BattleFileError(f"line {number}: judge_reasoning must be a string")
     if problem := _draw_problem(item.get("draw_probability"), item.get("draw_pairs")):
         raise BattleFileError(f"line {number}: {problem}")
     for key in ("conversation_a", "conversation_b"):
