@@ -18,13 +18,10 @@ from django.utils import timezone
 
 from arena import ratings
 from arena.credentials import env_name_problem, headers_problems
+from arena.verdicts import JUDGE_MODEL_PREFIX
 from inference.chat_templates import TEMPLATE_CHOICES
 from inference.failures import FailureKind
 from inference.protocols import Protocol, concurrency_from_info, model_parameters_problems
-
-# Battle.judge of a battle a judge model voted on: "model:<its name>" (people's votes leave it
-# empty, or carry the imported record's judge).
-JUDGE_MODEL_PREFIX = "model:"
 
 
 def judge_label(model_name: str) -> str:

@@ -13,6 +13,9 @@ import string
 from collections.abc import Sequence
 
 A, B, TIE = "a", "b", "tie"  # a verdict, as Vote.Outcome spells it
+# Battle.judge of a battle a judge model voted on: "model:<its name>" (people's votes leave it
+# empty, or carry an imported record's judge).
+JUDGE_MODEL_PREFIX = "model:"
 
 DEFAULT_JUDGE_PROMPT = """\
 You are an impartial judge. Compare the two AI assistants' answers to the user's question below \

@@ -29,7 +29,7 @@ def judge_url(judge) -> str:
 def test_every_pair_is_judged_in_both_orders_and_stored_as_the_judge_s_battles(
     models_and_judge, celery_worker_process
 ):
-    models, judge = models_and_judge
+    _, judge = models_and_judge
     prompts = prompt_set(prompts=["How do I keep basil alive?", "Explain recursion.", "Why is the sky blue?"])
     devserver_stats_reset(judge_url(judge))
     run = services.judge_run_create(prompt_set_id=prompts.id, judge_id=judge.id, concurrency=4)

@@ -57,7 +57,7 @@ def test_the_command_imports_a_set_and_says_its_size(tmp_path, capsys):
 @pytest.mark.django_db
 def test_the_command_imports_nothing_from_a_bad_file_or_under_a_taken_name(tmp_path):
     bad = write(tmp_path / "bad.jsonl", [{"prompt": "fine"}, "{oops"])
-    with pytest.raises(CommandError, match="line 2: not valid JSON.*nothing was imported"):
+    with pytest.raises(CommandError, match=r"line 2: not valid JSON.*nothing was imported"):
         call_command("prompts_import", str(bad), "--name", "bad")
     assert not PromptSet.objects.exists() and not Prompt.objects.exists()
     good = write(tmp_path / "good.jsonl", [{"prompt": "fine"}])
