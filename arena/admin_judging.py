@@ -106,6 +106,8 @@ class JudgeRunForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "judge" not in self.fields:  # viewing a run: every field is read-only
+            return
         self.fields["judge_prompt"].initial = DEFAULT_JUDGE_PROMPT
         judge = cast(forms.ModelChoiceField, self.fields["judge"])
         judge.queryset = ChatModel.objects.exclude(endpoint_url="")
