@@ -82,7 +82,8 @@ def main() -> None:
         figures = json.loads(summary.strip().splitlines()[-1])
         print(f"{args.prompts} prompts x {len(CONTESTANTS)} models, run concurrency {run_concurrency}, "
               f"dev servers at {args.ttft} s + {args.rate:g} tokens/s: {took:.1f} s, "
-              f"{figures['generations']} generations ({figures['generations'] / took:.1f}/s), verdicts {figures['verdicts']}")
+              f"{figures['generations']} generations ({figures['generations'] / took:.1f}/s), "
+              f"verdicts {figures['verdicts']}")
     finally:
         stack.stop()  # the dev servers too
 

@@ -81,11 +81,12 @@ Run it with `python -m devserver --model-id zephyr-7b-beta --port 8081`; tests u
 `serve_in_thread()`. A development tool: it needs aiohttp and the standard library only, and
 neither `arena` nor `inference` imports it.
 
-Modules: `config` (DevServerConfig, command-line options), `text` (the replies and their
-tokens), `judging` (the pairwise judge's verdicts), `faults` (the fault switch and prompt
-markers), `generation` (TGI's checks, what a reply is), `tgi` (TGI's routes and SSE framing), `openai_chat` (the OpenAI-compatible routes and their
-errors), `openai_stream` (chat completions, streamed or not), `state` (a running server's counters), `observer`
-(the stream hook), `app` (the aiohttp application, `run`, `serve_in_thread`).
+Modules: `config` (DevServerConfig, command-line options), `text` (the replies and their tokens),
+`judging` (the pairwise judge's verdicts), `faults` (the fault switch and prompt markers),
+`generation` (TGI's checks, what a reply is), `tgi` (TGI's routes and SSE framing), `openai_chat`
+(the OpenAI-compatible routes and their errors), `openai_stream` (chat completions, streamed or
+not), `state` (a running server's counters), `observer` (the stream hook), `app` (the aiohttp
+application, `run`, `serve_in_thread`).
 """
 
 from devserver.app import serve_in_thread

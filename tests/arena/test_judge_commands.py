@@ -24,7 +24,7 @@ def models_and_judge(transactional_db):
 def test_judge_run_waits_until_done_then_exports_and_imports_back(
     models_and_judge, celery_worker_process, capsys, tmp_path
 ):
-    models, judge = models_and_judge
+    models, _ = models_and_judge
     prompt_set(name="two", prompts=["Why is the sky blue?", "How do magnets work?"])
     call_command("judge_run", "--prompts", "two", "--judge", "judge-model",
                  "--models", ",".join(m.name for m in models), "--concurrency", "2")
