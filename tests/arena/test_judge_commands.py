@@ -8,6 +8,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
+from arena import services
 from arena.judge_board import judge_leaderboard
 from arena.models import Battle, JudgeGame, JudgeRun, Vote, WorkStatus
 from tests.arena.judging_helpers import judged_models, prompt_set
@@ -67,6 +68,7 @@ def test_judge_run_no_wait_queues_and_returns(models_and_judge, capsys):
     assert f"Judged run {run.id} queued." in capsys.readouterr().out
     # Every enabled model with a server, one prompt: 2 answers + 2 verdicts fit in 4 generations.
     assert JudgeGame.objects.filter(run=run).count() == 2 and run.answers.count() == 2
+    services.judge_run_cancel(run_id=run.id)  # nothing left for a worker once the servers are gone
 
 
 @pytest.mark.parametrize(("args", "problem"), [
