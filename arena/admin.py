@@ -4,12 +4,16 @@ from django.contrib.admin.utils import flatten
 from django.urls import reverse
 
 from arena import services
+from arena.admin_judging import JudgeRunAdmin, PromptSetAdmin
 from arena.models import Battle, ChatModel, FlaggedVote, Invitation, Reply, Turn, Vote
 from arena.services.screening import LOYAL, TOO_FAST
 from inference.protocols import Protocol
 
 # Messages name models inside quotes, never first: the admin shows every message with its first
 # letter capitalised, and model names are case-sensitive identifiers ("mistral-7b-instruct").
+
+# The judged runs' pages live in their own module; importing it here registers them.
+__all__ = ["JudgeRunAdmin", "PromptSetAdmin"]
 
 
 @admin.register(ChatModel)
@@ -253,3 +257,4 @@ class InvitationAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+

@@ -3,7 +3,8 @@
 A record: {"model_a", "model_b", "winner": "model_a"|"model_b"|"tie"|"tie (bothbad)", optional
 "tstamp", "question_id", "judge", "anony", "turn", "language", "conversation_a", "conversation_b"},
 and ours: "draw_probability" (the chance the pair was drawn with, in (0, 1]) with "draw_pairs" (among
-how many pairs), which the inverse-probability fit reads (arena.sampling.vote_weight).
+how many pairs), which the inverse-probability fit reads (arena.sampling.vote_weight), and
+"judge_reasoning" (a judge model's explanation, where "judge" is "model:<name>").
 Files are a JSON array or JSON lines. Parsing is strict: the first malformed record stops
 everything with its line (or array position) number, so nothing is half-read.
 """
@@ -21,6 +22,7 @@ import orjson  # ~5x faster than json on million-line files; same errors (a JSON
 
 from arena.ratings import WINNER_TO_OUTCOME
 from arena.sampling import vote_weights
+from arena.verdicts import JUDGE_MODEL_PREFIX
 
 
 class BattleFileError(ValueError):
@@ -77,6 +79,8 @@ def record_validate(number: int, item: object) -> BattleRecord:
     tstamp = item.get("tstamp")
     if tstamp is not None and (isinstance(tstamp, bool) or not isinstance(tstamp, (int, float))):
         raise BattleFileError(f"line {number}: tstamp must be a number (seconds since the epoch)")
+    if not isinstance(item.get("judge_reasoning", ""), str):
+        raise BattleFileError(f"line {number}: judge_reasoning must be a string")
     if problem := _draw_problem(item.get("draw_probability"), item.get("draw_pairs")):
         raise BattleFileError(f"line {number}: {problem}")
     for key in ("conversation_a", "conversation_b"):
@@ -120,12 +124,26 @@ class BattleArrays:
     outcome: np.ndarray
     skipped_not_anonymous: int
     weights: np.ndarray  # each vote's inverse-probability weight (1 where the file doesn't say)
+    skipped_other_judges: int = 0
 
 
-def battles_arrays(path: Path | str) -> BattleArrays:
+def _left_out(item: dict, judge: str | None) -> str | None:
+    """Why a record isn't rated: "anony" (not anonymous), "judge" (not this judge model's, or with
+    no judge asked for, a judge model's); None: it is rated."""
+    if item.get("anony", True) is False:
+        return "anony"
+    record_judge = item.get("judge")
+    if judge is not None:
+        return "judge" if record_judge != judge else None
+    by_model = isinstance(record_judge, str) and record_judge.startswith(JUDGE_MODEL_PREFIX)
+    return "judge" if by_model else None
+
+
+def battles_arrays(path: Path | str, judge: str | None = None) -> BattleArrays:
     """The fast path of `battles_read` for computing ratings from large files: same validation,
     no per-record objects. Rows are sorted by tstamp (stable) when present, else kept in file order;
-    non-anonymous battles are left out, as the reference arena does."""
+    non-anonymous battles are left out, as the reference arena does. `judge` ("model:<name>"):
+    only that judge model's battles; None: every battle but judge models' (people's votes)."""
 
     index: dict[str, int] = {}
     a_list: list[int] = []
@@ -135,7 +153,7 @@ def battles_arrays(path: Path | str) -> BattleArrays:
     # (draw_probability, draw_pairs) per row, NaN when not given; kept only once a record has them
     # (a public dump has none, and the per-row tuples would slow its reading by a quarter).
     drawn: list[tuple[float, float]] | None = None
-    skipped = 0
+    left_out = {"anony": 0, "judge": 0}
     has_all_tstamps = True
     outcomes = WINNER_TO_OUTCOME
     for number, item in _records_raw(Path(path)):
@@ -153,8 +171,8 @@ def battles_arrays(path: Path | str) -> BattleArrays:
         except (KeyError, TypeError):
             record_validate(number, item)  # words the error for this record
             raise BattleFileError(f"line {number}: malformed battle") from None
-        if item.get("anony", True) is False:
-            skipped += 1
+        if (reason := _left_out(item, judge)) is not None:
+            left_out[reason] += 1
             continue
         if tstamp is None:
             has_all_tstamps = False
@@ -181,5 +199,5 @@ def battles_arrays(path: Path | str) -> BattleArrays:
     if drawn is not None:
         chances = np.array(drawn, dtype=np.float64).reshape(-1, 2)[order]
         weights = vote_weights(chances[:, 0], chances[:, 1])
-    return BattleArrays(list(index), a, b, o, skipped, weights)
+    return BattleArrays(list(index), a, b, o, left_out["anony"], weights, left_out["judge"])
 

@@ -69,8 +69,12 @@ def _anchor(names: list[str]) -> tuple[int, float] | None:
     return None
 
 
-def leaderboard_snapshot(*, bootstrap_rounds: int = 0, loaded: Counts | None = None) -> dict:
-    """The payload every leaderboard page draws; `loaded` saves reading the counts again."""
+def leaderboard_snapshot(
+    *, bootstrap_rounds: int = 0, loaded: Counts | None = None, cached_intervals: bool = True
+) -> dict:
+    """The payload every leaderboard page draws; `loaded` saves reading the counts again.
+    `cached_intervals`: show the background bootstrap's intervals when they are current (False
+    for counts other than the people's, e.g. a judge model's)."""
     started = time.perf_counter()
     loaded = loaded or counts_load()
     counts, names = loaded.counts, loaded.names
@@ -87,7 +91,7 @@ def leaderboard_snapshot(*, bootstrap_rounds: int = 0, loaded: Counts | None = N
         weighted=loaded.weighted, min_votes=settings.ARENA_PROVISIONAL_VOTES,
     )
     rows = table.to_dicts()
-    if bootstrap_rounds == 0:
+    if bootstrap_rounds == 0 and cached_intervals:
         boot = cache.get(CACHE_BOOTSTRAP)
         if boot and boot.get("total_votes") == payload["total_votes"] and boot.get("names") == names \
                 and boot.get("weighting") == payload["weighting"]:

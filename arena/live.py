@@ -71,3 +71,8 @@ def counters_incr(names: list[str], ttl_seconds: int) -> list[int]:
         pipe.incr(name)
         pipe.expire(name, ttl_seconds, nx=True)
     return [int(count) for count in pipe.execute()[0::2]]
+
+
+def judge_claim_key(claim: uuid.UUID | str) -> str:
+    """Present while a worker holds a judged run's answer or verdict under this claim."""
+    return f"arena:judge:claim:{claim}"

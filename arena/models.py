@@ -20,9 +20,14 @@ from django.utils import timezone
 
 from arena import ratings
 from arena.credentials import env_name_problem, headers_problems
+from arena.verdicts import JUDGE_MODEL_PREFIX
 from inference.chat_templates import TEMPLATE_CHOICES
 from inference.failures import FailureKind
 from inference.protocols import Protocol, concurrency_from_info, model_parameters_problems
+
+
+def judge_label(model_name: str) -> str:
+    return f"{JUDGE_MODEL_PREFIX}{model_name}"
 
 
 def endpoint_url_validate(value: str) -> None:
@@ -256,10 +261,13 @@ class Reply(models.Model):
 
 class VoteQuerySet(models.QuerySet["Vote"]):
     def countable(self) -> VoteQuerySet:
-        """Votes that count towards the ratings: on anonymous battles, not excluded by an admin,
-        not flagged and waiting for review unless ARENA_RATINGS_INCLUDE_FLAGGED says so, and not
-        held while their account is new (ARENA_NEW_ACCOUNT_HOLD_VOTES)."""
+        """Votes that count towards the ratings: on anonymous battles, not a judge model's unless
+        ARENA_RATINGS_INCLUDE_JUDGED says so, not excluded by an admin, not flagged and waiting for
+        review unless ARENA_RATINGS_INCLUDE_FLAGGED says so, and not held while their account is new
+        (ARENA_NEW_ACCOUNT_HOLD_VOTES)."""
         votes = self.filter(battle__anonymous=True).exclude(review=Vote.Review.EXCLUDED)
+        if not settings.ARENA_RATINGS_INCLUDE_JUDGED:  # a judge model's votes have a leaderboard of their own
+            votes = votes.exclude(battle__judge__startswith=JUDGE_MODEL_PREFIX)
         if not settings.ARENA_RATINGS_INCLUDE_FLAGGED:
             votes = votes.exclude(review=Vote.Review.PENDING)
         if hold := settings.ARENA_NEW_ACCOUNT_HOLD_VOTES:
@@ -311,6 +319,8 @@ class Vote(models.Model):
     flag_reasons = models.JSONField(default=list, blank=True)
     review = models.CharField(max_length=8, choices=Review.choices, default=Review.NONE, blank=True)
     counted = models.BooleanField(default=False, help_text="Included in the rating counts.")
+    # A judge model's explanation of its verdict (judged battles); empty for a person's vote.
+    reasoning = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     objects = VoteQuerySet.as_manager()
@@ -394,3 +404,134 @@ class Invitation(models.Model):
     @property
     def usable(self) -> bool:
         return self.uses < self.max_uses and self.expires_at > timezone.now()
+
+
+# --- judged battles: a prompt set through model pairs, voted on by a judge model ----------------
+
+
+class PromptSet(models.Model):
+    """Prompts imported from a JSON-lines file (arena.prompt_files), judged runs' questions."""
+
+    name = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Prompt(models.Model):
+    prompt_set = models.ForeignKey(PromptSet, on_delete=models.CASCADE, related_name="prompts")
+    index = models.PositiveIntegerField()
+    turns = models.JSONField(help_text="The user's messages, in order.")
+    category = models.CharField(max_length=100, blank=True)
+    question_id = models.CharField(max_length=200, blank=True)
+    reference = models.JSONField(default=list, blank=True, help_text="Reference answers, one per turn.")
+
+    class Meta:
+        ordering = ["prompt_set", "index"]
+        constraints = [models.UniqueConstraint(fields=["prompt_set", "index"], name="prompt_unique_index")]
+
+    def __str__(self) -> str:
+        return f"{self.prompt_set_id} #{self.index}"
+
+
+class JudgeRun(models.Model):
+    """A prompt set's answers from some models, each pair judged in both orders by a judge model."""
+
+    class Pairs(models.TextChoices):
+        ALL = "all", "Every pair of the models, on every prompt"
+        ADAPTIVE = "adaptive", "One pair per prompt, drawn by the adaptive pair-sampling policy"
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+        CANCELLED = "cancelled"
+
+    prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="runs")
+    judge = models.ForeignKey(ChatModel, on_delete=models.PROTECT, related_name="+")
+    contestants = models.ManyToManyField(ChatModel, related_name="+", verbose_name="models")
+    pairs = models.CharField(max_length=16, choices=Pairs.choices, default=Pairs.ALL)
+    judge_prompt = models.TextField()
+    concurrency = models.PositiveIntegerField(
+        default=8, validators=[MinValueValidator(1)], help_text="Generations in flight at once for this run."
+    )
+    max_generations = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Plan no more answers and verdicts than this (prompts are taken in order).",
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    generations = models.PositiveIntegerField(default=0, help_text="Requests made to models so far.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk}: {self.prompt_set_id} judged by {self.judge_id}"
+
+
+class WorkStatus(models.TextChoices):
+    """Where an answer or a verdict of a run is: waiting, held by a worker (a claim), ended."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    DONE = "done"
+    FAILED = "failed"  # an answer no retry could produce
+    INVALID = "invalid"  # a verdict the judge failed to give, or gave unreadably
+    SKIPPED = "skipped"  # a verdict on an answer that failed
+
+
+class JudgeAnswer(models.Model):
+    """One contestant's answers to one prompt (every turn), shared by both orders of its pairs."""
+
+    run = models.ForeignKey(JudgeRun, on_delete=models.CASCADE, related_name="answers")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="+")
+    model = models.ForeignKey(ChatModel, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=WorkStatus.choices, default=WorkStatus.PENDING)
+    texts = models.JSONField(default=list, blank=True, help_text="One answer per turn.")
+    token_count = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    # A claim names the worker's hold (its heartbeat in Redis); a redelivered message with an
+    # older claim is ignored.
+    claim = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "prompt", "model"], name="judgeanswer_unique")]
+        indexes = [models.Index(fields=["run", "status"])]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id}: {self.model_id} on prompt {self.prompt_id}"
+
+
+class JudgeGame(models.Model):
+    """One ordered pair on one prompt: the judge shown model_a's answer as A, model_b's as B."""
+
+    run = models.ForeignKey(JudgeRun, on_delete=models.CASCADE, related_name="games")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="+")
+    model_a = models.ForeignKey(ChatModel, on_delete=models.PROTECT, related_name="+")
+    model_b = models.ForeignKey(ChatModel, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=WorkStatus.choices, default=WorkStatus.PENDING)
+    verdict = models.CharField(max_length=8, blank=True, help_text="a, b or tie; empty unless done.")
+    reasoning = models.TextField(blank=True, help_text="The judge's last answer, verdict included.")
+    attempts = models.PositiveIntegerField(default=0, help_text="Requests made to the judge.")
+    error = models.TextField(blank=True)
+    battle = models.OneToOneField(Battle, null=True, blank=True, on_delete=models.SET_NULL, related_name="judge_game")
+    claim = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Each ordered pair is judged once per prompt and run, whatever a restart replays.
+            models.UniqueConstraint(fields=["run", "prompt", "model_a", "model_b"], name="judgegame_unique"),
+            models.CheckConstraint(condition=~Q(model_a=models.F("model_b")), name="judgegame_distinct_models"),
+        ]
+        indexes = [models.Index(fields=["run", "status"])]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id}: {self.model_a_id} vs {self.model_b_id} on prompt {self.prompt_id}"

@@ -43,3 +43,21 @@ def leaderboard_bootstrap_queue(*, countdown: float) -> None:
 
 def leaderboard_rebuild_queue() -> None:
     _send(LEADERBOARD_REBUILD)
+
+
+JUDGE_RUN_PUMP = "arena.tasks.judge_run_pump"
+JUDGE_ANSWER_GENERATE = "arena.tasks.judge_answer_generate"
+JUDGE_GAME_JUDGE = "arena.tasks.judge_game_judge"
+JUDGE_RUNS_SWEEP = "arena.tasks.judge_runs_sweep"
+
+
+def judge_run_pump_queue(run_id: int) -> None:
+    _send(JUDGE_RUN_PUMP, run_id=run_id)
+
+
+def judge_answer_generate_queue(answer_id: int, claim: str) -> None:
+    _send(JUDGE_ANSWER_GENERATE, answer_id=answer_id, claim=claim)
+
+
+def judge_game_judge_queue(game_id: int, claim: str) -> None:
+    _send(JUDGE_GAME_JUDGE, game_id=game_id, claim=claim)

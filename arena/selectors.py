@@ -9,12 +9,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import F
+from django.db.models import Count, F
 
 from arena.clients import ClientIdentity
 from arena.errors import NotFound
 from arena.leaderboard import CACHE_CURRENT, leaderboard_snapshot
-from arena.models import Battle, ChatModel, Reply, Vote
+from arena.models import Battle, ChatModel, JudgeAnswer, JudgeGame, JudgeRun, Reply, Vote
 from arena.pairing import CACHE_PAIRING, PairingState, pairing_state
 from arena.rules import BattleNow, SideNow, battle_controls, controls_closed, failure_facts
 
@@ -188,3 +188,42 @@ def pairing_current() -> PairingState:
         state = pairing_state()
         cache.set(CACHE_PAIRING, state, timeout=None)
     return state
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """A judged run's work by state: answers (per prompt and model) and verdicts (per ordered pair)."""
+
+    status: str
+    generations: int
+    answers: dict[str, int]
+    games: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.answers.values()) + sum(self.games.values())
+
+    @property
+    def finished(self) -> int:
+        """Items ended, whatever the outcome."""
+        open_ = ("pending", "claimed")
+        return sum(n for s, n in self.answers.items() if s not in open_) + sum(
+            n for s, n in self.games.items() if s not in open_
+        )
+
+    def summary(self) -> str:
+        g = self.games
+        return (
+            f"{self.finished}/{self.total} done · verdicts {g.get('done', 0)} · invalid {g.get('invalid', 0)} · "
+            f"skipped {g.get('skipped', 0)} · answers failed {self.answers.get('failed', 0)} · "
+            f"{self.generations} generations"
+        )
+
+
+def judge_run_progress(run_id: int) -> RunProgress:
+    run = JudgeRun.objects.values("status", "generations").get(id=run_id)
+
+    def by_status(model) -> dict[str, int]:
+        return dict(model.objects.filter(run_id=run_id).values_list("status").annotate(n=Count("id")))
+
+    return RunProgress(run["status"], run["generations"], by_status(JudgeAnswer), by_status(JudgeGame))

@@ -64,6 +64,11 @@ class _ProcessRedis:
 _REDIS = _ProcessRedis()
 
 
+def process_redis_batch() -> RedisBatch:
+    """The batched async Redis client of this process's event loop (arena.background)."""
+    return _REDIS.batch()
+
+
 def _layer_on_live_redis() -> bool:
     """Is the channel layer on the Redis server that holds the live text (pub/sub ignores the db)?"""
     layer: dict[str, Any] = settings.CHANNEL_LAYERS["default"]

@@ -17,6 +17,7 @@ from django.core.cache import cache
 from django.db import close_old_connections, connection
 
 from arena import events, metrics, queue, services
+from arena.judge_calls import answer_generate, verdict_ask
 from arena.leaderboard import CACHE_CURRENT, bootstrap_store, counts_load, leaderboard_snapshot
 from arena.pairing import CACHE_PAIRING, pairing_state
 from arena.publish import group_publish
@@ -149,3 +150,69 @@ def leaderboard_rebuild() -> int:
     """Recount every vote (queued after votes were deleted); the refresh it queues publishes."""
     with metrics.LEADERBOARD_REFRESH.labels(kind="rebuild").time():
         return services.leaderboard_rebuild()
+
+
+# --- judged runs: work handed out by `services.judge_run_pump`, each item under its claim --------
+
+
+@shared_task(name=queue.JUDGE_RUN_PUMP)
+def judge_run_pump(run_id: int) -> int:
+    return services.judge_run_pump(run_id=run_id)
+
+
+@shared_task(name=queue.JUDGE_RUNS_SWEEP)
+def judge_runs_sweep() -> int:
+    """Give back the items of workers that died and hand out the runs' next work (periodic)."""
+    return services.judge_runs_sweep()
+
+
+@shared_task(name=queue.JUDGE_ANSWER_GENERATE, acks_late=True)
+def judge_answer_generate(answer_id: int, claim: str) -> str:
+    with DATABASE_SLOTS:
+        try:
+            job = services.judge_answer_start(answer_id=answer_id, claim=claim)
+        finally:
+            connection.close()  # not held through the requests
+    if job is None:
+        return "skipped"
+    outcome = answer_generate(job)
+    failure = outcome.failure
+    with DATABASE_SLOTS:
+        try:
+            close_old_connections()
+            if failure is not None and failure.kind.about_server:
+                services.model_failure_record(model_id=job.call.model_id, error=failure.message)
+            services.judge_answer_finish(
+                answer_id=answer_id, claim=claim, texts=outcome.texts, token_count=outcome.token_count,
+                requests=outcome.requests, failure=failure.message if failure else None,
+                retryable=bool(failure and failure.retryable),
+            )
+        finally:
+            connection.close()
+    return "failed" if failure else "done"
+
+
+@shared_task(name=queue.JUDGE_GAME_JUDGE, acks_late=True)
+def judge_game_judge(game_id: int, claim: str) -> str:
+    with DATABASE_SLOTS:
+        try:
+            job = services.judge_game_start(game_id=game_id, claim=claim)
+        finally:
+            connection.close()
+    if job is None:
+        return "skipped"
+    outcome = verdict_ask(job)
+    failure = outcome.failure
+    with DATABASE_SLOTS:
+        try:
+            close_old_connections()
+            if failure is not None and failure.kind.about_server:
+                services.model_failure_record(model_id=job.call.model_id, error=failure.message)
+            services.judge_game_finish(
+                game_id=game_id, claim=claim, verdict=outcome.verdict, reasoning=outcome.reasoning,
+                error=failure.message if failure else "", requests=outcome.requests,
+                retry=bool(failure and failure.retryable),
+            )
+        finally:
+            connection.close()
+    return outcome.verdict or "invalid"

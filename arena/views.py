@@ -3,7 +3,7 @@ import ipaddress
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from arena import sampling
 from arena.access import members_only, members_required
 from arena.clients import client_ip
+from arena.judge_board import judge_leaderboard, judges_known
 from arena.metrics import AllHostsCollector
 from arena.personal import PERSONAL_MIN_VOTES, personal_leaderboard
 from arena.selectors import leaderboard_current, models_available
@@ -84,12 +85,26 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"ok": True})
 
 
+def _leaderboard_for(request: HttpRequest) -> tuple[dict, str | None, list[str]]:
+    """The people's leaderboard, or with `?judge=model:<name>` that judge model's (404 if it has no votes)."""
+    judge = request.GET.get("judge") or None
+    judges = judges_known()
+    if judge is None:
+        return leaderboard_current(), None, judges
+    if judge not in judges:
+        raise Http404("No judge model of that name has voted.")
+    return judge_leaderboard(judge), judge, judges
+
+
 @require_safe
 @members_only(leaderboard=True)
 def leaderboard_page(request: HttpRequest) -> HttpResponse:
-    mine = personal_leaderboard(user_id=_user_id(request)) if _personal(request) else None
+    leaderboard, judge, judges = _leaderboard_for(request)
+    mine = personal_leaderboard(user_id=_user_id(request)) if _personal(request) and not judge else None
     return render(request, "arena/leaderboard.html", {
-        "leaderboard": leaderboard_current(),
+        "leaderboard": leaderboard,
+        "judge": judge,
+        "judges": judges,
         "mine": mine,
         "personal_min_votes": PERSONAL_MIN_VOTES,
         "bootstrap_rounds": settings.ARENA_BOOTSTRAP_ROUNDS,
@@ -105,7 +120,7 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
 @require_safe
 @members_only(leaderboard=True, api=True)
 def leaderboard_api(request: HttpRequest) -> HttpResponse:
-    return JsonResponse(leaderboard_current())
+    return JsonResponse(_leaderboard_for(request)[0])
 
 
 def _user_id(request: HttpRequest) -> int:

@@ -136,6 +136,8 @@ try:
     ARENA_BOOTSTRAP_DEBOUNCE_SECONDS = env.float("ARENA_BOOTSTRAP_DEBOUNCE_SECONDS", 10.0, validate=_NON_NEGATIVE)
     # Votes on battles whose replies named a model or vendor are kept but not rated, unless this is on.
     ARENA_RATINGS_INCLUDE_FLAGGED = env.bool("ARENA_RATINGS_INCLUDE_FLAGGED", False)
+    # A judge model's votes (judged runs) are rated on a leaderboard of their own, unless this is on.
+    ARENA_RATINGS_INCLUDE_JUDGED = env.bool("ARENA_RATINGS_INCLUDE_JUDGED", False)
     # How each vote weighs in the fit: all alike, or by the inverse of the chance its pair was
     # drawn with (the ratings then estimate what uniform sampling would have given).
     ARENA_RATINGS_WEIGHTING = env.str(
@@ -347,6 +349,8 @@ CELERY_BEAT_SCHEDULE = {
     "model-probe": {"task": "inference.tasks.models_probe", "schedule": ARENA_PROBE_INTERVAL_SECONDS},
     # Votes are counted by the refresh their commit queues; this catches any whose refresh was lost.
     "votes-count": {"task": "arena.tasks.votes_count", "schedule": 60.0},
+    # Judged runs: a dead worker's items handed out again, stalled runs pumped.
+    "judge-sweep": {"task": "arena.tasks.judge_runs_sweep", "schedule": ARENA_SWEEP_INTERVAL_SECONDS},
 }
 
 LOGGING = {

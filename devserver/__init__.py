@@ -69,6 +69,11 @@ ChatGPT, made by OpenAI"). It is tokenised and streamed like any reply (and cut 
 `max_new_tokens`, stop sequences and fault markers, e.g. `[[devserver:echo]] [[devserver:cut:3]]`),
 but not shortened to the usual reply length.
 
+A prompt laid out as MT-Bench's pairwise judge prompt (both answers between `[The Start of
+Assistant A's Answer]` / `[The End of Assistant A's Answer]` and B's) is answered as a judge would:
+a short judgement ending in `[[A]]`, `[[B]]` or `[[C]]`, made from the answers' content
+(`judging`: the longer answer wins, a tie within a tenth), so judged runs are deterministic.
+
 To watch the streams it sends (when each token is written, e.g. for a benchmark), pass
 `DevServerConfig(observer=...)` a `StreamObserver`.
 
@@ -76,11 +81,12 @@ Run it with `python -m devserver --model-id zephyr-7b-beta --port 8081`; tests u
 `serve_in_thread()`. A development tool: it needs aiohttp and the standard library only, and
 neither `arena` nor `inference` imports it.
 
-Modules: `config` (DevServerConfig, command-line options), `text` (the replies and their
-tokens), `faults` (the fault switch and prompt markers), `generation` (TGI's checks, what a reply
-is), `tgi` (TGI's routes and SSE framing), `openai_chat` (the OpenAI-compatible routes and their
-errors), `openai_stream` (chat completions, streamed or not), `state` (a running server's counters), `observer`
-(the stream hook), `app` (the aiohttp application, `run`, `serve_in_thread`).
+Modules: `config` (DevServerConfig, command-line options), `text` (the replies and their tokens),
+`judging` (the pairwise judge's verdicts), `faults` (the fault switch and prompt markers),
+`generation` (TGI's checks, what a reply is), `tgi` (TGI's routes and SSE framing), `openai_chat`
+(the OpenAI-compatible routes and their errors), `openai_stream` (chat completions, streamed or
+not), `state` (a running server's counters), `observer` (the stream hook), `app` (the aiohttp
+application, `run`, `serve_in_thread`).
 """
 
 from devserver.app import serve_in_thread

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from devserver import text
+from devserver import judging, text
 from devserver.config import DevServerConfig
 from devserver.faults import wants_echo, without_markers
 
@@ -85,8 +85,11 @@ class Generation:
 
 def plan_generation(config: DevServerConfig, inputs: str, params: Mapping, max_new_tokens: int) -> Generation:
     seed = params.get("seed")
+    judged = judging.answers_judged(text.last_user_message(without_markers(inputs)))
     if wants_echo(inputs):
         reply = text.tokenize(text.last_user_message(without_markers(inputs)))
+    elif judged is not None:  # a pairwise judge prompt: a verdict from the answers' content
+        reply = text.tokenize(judging.judgement_text(*judged))
     else:
         reply = text.reply_tokens(config.model_id, without_markers(inputs), seed)
     stops = [s for s in params.get("stop") or [] if s]

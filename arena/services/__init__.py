@@ -14,6 +14,15 @@ from arena.services.counting import (
     leaderboard_refresh_schedule,
     votes_count_pending,
 )
+from arena.services.judge_runs import (
+    judge_run_cancel,
+    judge_run_create,
+    judge_run_pump,
+    judge_run_resume,
+    judge_runs_sweep,
+    prompt_set_import,
+)
+from arena.services.judge_work import judge_answer_finish, judge_answer_start, judge_game_finish, judge_game_start
 from arena.services.registry import (
     HealthVerdict,
     model_failure_record,
@@ -36,6 +45,15 @@ __all__ = [
     "HealthVerdict",
     "battle_start",
     "battles_delete",
+    "judge_answer_finish",
+    "judge_answer_start",
+    "judge_game_finish",
+    "judge_game_start",
+    "judge_run_cancel",
+    "judge_run_create",
+    "judge_run_pump",
+    "judge_run_resume",
+    "judge_runs_sweep",
     "leaderboard_rebuild",
     "leaderboard_rebuild_schedule",
     "leaderboard_refresh_schedule",
@@ -45,6 +63,7 @@ __all__ = [
     "model_server_changed",
     "models_probe_due",
     "models_probe_now",
+    "prompt_set_import",
     "replies_sweep",
     "reply_claim",
     "reply_finish",

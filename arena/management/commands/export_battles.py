@@ -77,4 +77,6 @@ def _record(battle: Battle) -> dict:
         # How the pair was drawn (null when unknown): the inverse-probability fit reads them.
         "draw_probability": battle.draw_probability,
         "draw_pairs": battle.draw_pairs,
+        # A judge model's explanation of its verdict (judge "model:<name>"); empty for people's votes.
+        "judge_reasoning": battle.vote.reasoning,
     }

@@ -77,7 +77,11 @@ class Command(BaseCommand):
             if when:
                 battle.created_at = when
             battles.append(battle)
-            vote = Vote(battle=battle, outcome=Vote.Outcome.from_code(record.outcome), client_id="import")
+            reasoning = raw.get("judge_reasoning")
+            vote = Vote(
+                battle=battle, outcome=Vote.Outcome.from_code(record.outcome), client_id="import",
+                reasoning=reasoning if isinstance(reasoning, str) else "",
+            )
             if when:
                 vote.created_at = when
             votes.append(vote)

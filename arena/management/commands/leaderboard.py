@@ -27,13 +27,17 @@ class Command(BaseCommand):
         parser.add_argument("--weighting", choices=["none", "inverse-probability"],
                             default=settings.ARENA_RATINGS_WEIGHTING,
                             help="inverse-probability: weight each vote by its draw_probability and draw_pairs")
+        parser.add_argument("--judge", metavar="model:NAME",
+                            help="rate only this judge model's battles (default: people's, judge models' left out)")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
-    def handle(self, *args, battles, bootstrap, seed, anchor, anchor_rating, weighting, json: bool, **options):
+    def handle(
+        self, *args, battles, bootstrap, seed, anchor, anchor_rating, weighting, judge, json: bool, **options
+    ):
         if bootstrap < 0:
             raise CommandError("--bootstrap must be >= 0")
         try:
-            data = battles_arrays(battles)
+            data = battles_arrays(battles, judge=judge)
         except FileNotFoundError:
             raise CommandError(f"No such file: {battles}") from None
         except BattleFileError as exc:

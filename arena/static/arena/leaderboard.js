@@ -197,5 +197,7 @@
   }
 
   render(JSON.parse(document.getElementById("leaderboard-data").textContent));
-  connect();
+  // A judge model's leaderboard changes only as its run goes on: reload for news. The live
+  // updates are the people's leaderboard's.
+  if (!document.getElementById("leaderboard-static")) connect();
 })();
