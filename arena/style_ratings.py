@@ -55,7 +55,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from arena.ratings import (
-    A_WINS, B_WINS, DEFAULT_RIDGE, INITIAL_RATING, SCALE, SCORE_A, TIE, LeaderboardRow, counts_from_battles, fit_bt,
+    A_WINS,
+    B_WINS,
+    DEFAULT_RIDGE,
+    INITIAL_RATING,
+    SCALE,
+    SCORE_A,
+    TIE,
+    LeaderboardRow,
+    counts_from_battles,
+    fit_bt,
     rank_ub,
 )
 
@@ -157,7 +166,8 @@ def style_rows(
 def _eta(rows: StyleRows, x: FloatArray) -> FloatArray:
     k = rows.n_models
     theta = ALPHA * x[:k]
-    return theta[rows.a] - theta[rows.b] + np.einsum("f,fn->n", x[k:], rows.zt)
+    eta: FloatArray = theta[rows.a] - theta[rows.b] + np.einsum("f,fn->n", x[k:], rows.zt)
+    return eta
 
 
 def _loss_at(rows: StyleRows, w: FloatArray, eta: FloatArray, x: FloatArray, reg: float) -> float:
@@ -203,7 +213,8 @@ def _probabilities(rows: StyleRows, x: FloatArray) -> FloatArray:
 
 
 def _sigmoid(eta: FloatArray) -> FloatArray:
-    return 1.0 / (1.0 + np.exp(-eta))
+    p: FloatArray = 1.0 / (1.0 + np.exp(-eta))
+    return p
 
 
 def _newton(
@@ -251,7 +262,8 @@ def _to_ratings(rows: StyleRows, x: FloatArray, anchor: tuple[int, float] | None
 
 def _played(rows: StyleRows) -> NDArray[np.bool_]:
     k = rows.n_models
-    seen = np.bincount(rows.a, weights=rows.weights, minlength=k) + np.bincount(rows.b, weights=rows.weights, minlength=k)
+    w = rows.weights
+    seen = np.bincount(rows.a, weights=w, minlength=k) + np.bincount(rows.b, weights=w, minlength=k)
     return np.asarray(seen > 0)
 
 
@@ -328,7 +340,9 @@ def analytic_style_intervals(
     se = np.full(k, np.nan)
     se[played] = SCALE * np.sqrt(np.clip(np.diag(cov_theta), 0.0, None))
     gamma_se = np.sqrt(np.clip(np.diag(cov_sub[m:, m:]), 0.0, None))
-    return StyleIntervals(fit.ratings - z * se, fit.ratings + z * se, fit.gamma - z * gamma_se, fit.gamma + z * gamma_se)
+    return StyleIntervals(
+        fit.ratings - z * se, fit.ratings + z * se, fit.gamma - z * gamma_se, fit.gamma + z * gamma_se
+    )
 
 
 def _z(level: float) -> float:
@@ -401,7 +415,7 @@ def _poisson_draws(rng: np.random.Generator, n: int) -> NDArray[np.uint8]:
     """How many times each battle is drawn: Poisson(1) by inversion of one float32 uniform each,
     capped at 9 (P(X > 9) = 1e-8): about four times faster than counting N indices drawn."""
     u = rng.random(n, dtype=np.float32)
-    draws = (u >= _POISSON_CDF[0]).astype(np.uint8)
+    draws: NDArray[np.uint8] = (u >= _POISSON_CDF[0]).astype(np.uint8)
     for threshold in _POISSON_CDF[1:]:
         draws += u >= threshold
     return draws

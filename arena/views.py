@@ -11,9 +11,11 @@ from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from arena import sampling
+from arena.categories import CATEGORY_NAME, OVERALL
 from arena.clients import client_ip
+from arena.leaderboard_variants import categories_menu
 from arena.metrics import AllHostsCollector
-from arena.selectors import leaderboard_current, models_available
+from arena.selectors import leaderboard_for_view, models_available
 
 # require_safe: GET and HEAD (uptime monitors check pages with HEAD; Django drops the body).
 
@@ -80,10 +82,36 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"ok": True})
 
 
+class LeaderboardViewError(ValueError):
+    pass
+
+
+def _leaderboard_view(request: HttpRequest) -> tuple[bool, str]:
+    """?style=1 (style control) and ?category=NAME, so views compose with other parameters."""
+    style = request.GET.get("style", "0")
+    if style not in ("0", "1"):
+        raise LeaderboardViewError("style must be 0 or 1")
+    category = request.GET.get("category", "") or OVERALL
+    if not CATEGORY_NAME.fullmatch(category):
+        raise LeaderboardViewError(
+            "category must be overall, coding, long_query, multi_turn, no_short, no_refusal, dedup or a language"
+        )
+    return style == "1", category
+
+
 @require_safe
 def leaderboard_page(request: HttpRequest) -> HttpResponse:
+    try:
+        style, category = _leaderboard_view(request)
+    except LeaderboardViewError as exc:
+        return render(request, "arena/leaderboard_error.html", {"error": str(exc)}, status=400)
+    menu = categories_menu()
     return render(request, "arena/leaderboard.html", {
-        "leaderboard": leaderboard_current(),
+        "leaderboard": leaderboard_for_view(style=style, category=category),
+        "view": {"style": style, "category": category},
+        "categories": menu,
+        "category_names": [c["name"] for c in menu],
+        "category_min_votes": settings.ARENA_CATEGORY_MIN_VOTES,
         "bootstrap_rounds": settings.ARENA_BOOTSTRAP_ROUNDS,
         "provisional_votes": settings.ARENA_PROVISIONAL_VOTES,
         "sampling": settings.ARENA_SAMPLING,
@@ -96,4 +124,8 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def leaderboard_api(request: HttpRequest) -> HttpResponse:
-    return JsonResponse(leaderboard_current())
+    try:
+        style, category = _leaderboard_view(request)
+    except LeaderboardViewError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse(leaderboard_for_view(style=style, category=category))
