@@ -65,7 +65,8 @@ LANGUAGE_NAMES = {
 _FENCE = re.compile(r"```")
 _CODE_LINE = re.compile(
     r"^\s*(?:def \w+\(|class \w+[:(]|import \w|from [\w.]+ import |#include\s*<|(?:public|private|static) \w+"
-    r"|(?:return|print\(|echo|console\.log\()\s*\S[^.]*$|function\s*\w*\(|(?:const|let|var) \w+\s*=|SELECT .+ FROM |CREATE TABLE |for\s*\(.*;.*;|\w+\s*=\s*\w+\(.*\);?$"
+    r"|(?:return|print\(|echo|console\.log\()\s*\S[^.]*$|function\s*\w*\(|(?:const|let|var) \w+\s*="
+    r"|SELECT .+ FROM |CREATE TABLE |for\s*\(.*;.*;|\w+\s*=\s*\w+\(.*\);?$"
     r"|.*[;{]\s*$|\}\s*$)",
     re.IGNORECASE,
 )

@@ -92,7 +92,8 @@ def test_the_first_prompt_s_language(text, language):
 
 def test_traits_of_a_battle():
     long_prompt = " ".join(["Please tell me about the history of the city"] * 50)[:-5]
-    traits = battle_traits([long_prompt, "and one more"], ["ok", "fine"], ["I'm sorry, but I can't help with that.", "x"])
+    refusing = ["I'm sorry, but I can't help with that.", "x"]
+    traits = battle_traits([long_prompt, "and one more"], ["ok", "fine"], refusing)
     assert traits.turns == 2 and traits.query_tokens == 449 + 3
     assert traits.refusal and not traits.coding and traits.language == "english"
     assert traits.prompt_digest == prompt_digest([long_prompt, "and one more"])

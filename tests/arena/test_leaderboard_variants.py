@@ -194,5 +194,5 @@ def test_the_command_s_categories(tmp_path):
         _leaderboard_json(str(BATTLES), "--category", "Coding!")
     bare = tmp_path / "bare.jsonl"
     bare.write_text(json.dumps({"model_a": "x", "model_b": "y", "winner": "tie"}))
-    with pytest.raises(CommandError, match="no battle in .* has conversations or conv_metadata"):
+    with pytest.raises(CommandError, match=r"no battle in .* has conversations or conv_metadata"):
         _leaderboard_json(str(bare), "--style-control")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from arena.style import Style, StyleMetadataError, markdown_counts, style_from_metadata, style_of_answers, tokens_estimate
+from arena.style import (
+    Style,
+    StyleMetadataError,
+    markdown_counts,
+    style_from_metadata,
+    style_of_answers,
+    tokens_estimate,
+)
 
 ANSWER = """# Plan
 Some **bold** words and __more bold__, but not ** this **
@@ -60,5 +67,5 @@ def test_conv_metadata_is_taken_as_given_dicts_summed():
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "3", True, {"h1": "x"}])
 def test_bad_conv_metadata_is_refused_by_name(bad):
-    with pytest.raises(StyleMetadataError, match="conv_metadata.header_count_a"):
+    with pytest.raises(StyleMetadataError, match=r"conv_metadata\.header_count_a"):
         style_from_metadata({"sum_assistant_a_tokens": 3, "header_count_a": bad}, "a")

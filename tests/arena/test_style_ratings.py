@@ -125,7 +125,9 @@ def test_bootstrap_and_analytic_intervals_agree_on_a_large_sample():
     analytic = S.analytic_style_intervals(rows, fit)
     boot = S.bootstrap_style_intervals(S.bootstrap_style(rows, 300, 1, fit=fit))
     np.testing.assert_allclose(boot.upper - boot.lower, analytic.upper - analytic.lower, rtol=0.2)
-    np.testing.assert_allclose(boot.gamma_upper - boot.gamma_lower, analytic.gamma_upper - analytic.gamma_lower, rtol=0.2)
+    np.testing.assert_allclose(
+        boot.gamma_upper - boot.gamma_lower, analytic.gamma_upper - analytic.gamma_lower, rtol=0.2
+    )
 
 
 def test_a_bootstrap_round_is_refitted_to_the_optimum_of_its_draw():
