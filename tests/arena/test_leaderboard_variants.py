@@ -196,3 +196,19 @@ def test_the_command_s_categories(tmp_path):
     bare.write_text(json.dumps({"model_a": "x", "model_b": "y", "winner": "tie"}))
     with pytest.raises(CommandError, match=r"no battle in .* has conversations or conv_metadata"):
         _leaderboard_json(str(bare), "--style-control")
+
+
+@pytest.mark.django_db
+def test_an_export_carries_the_style_as_conv_metadata_and_a_reimport_keeps_it(chat_models, alice, tmp_path):
+    _, battle = vote(alice, "b", text_a="## Head\n1. one\n2. two", text_b="__bold__ and **bold**")
+    original = BattleTraits.objects.get(battle=battle)
+    path = tmp_path / "out.jsonl"
+    call_command("export_battles", str(path), stdout=StringIO())
+    record = json.loads(path.read_text().splitlines()[0])
+    meta = record["conv_metadata"]
+    assert (meta["header_count_a"], meta["list_count_a"], meta["bold_count_b"]) == (1, 2, 2)
+    assert meta["sum_assistant_a_tokens"] == original.tokens_a and record["language"] == original.language
+    call_command("import_battles", str(path), "--no-progress", stdout=StringIO())
+    again = BattleTraits.objects.get(battle__source_id=f"q:{battle.id}")
+    fields = (*BattleTraits.STYLE_FIELDS, *BattleTraits.TRAIT_FIELDS)
+    assert [getattr(again, f) for f in fields] == [getattr(original, f) for f in fields]
