@@ -166,7 +166,9 @@ def style_rows(
 def _eta(rows: StyleRows, x: FloatArray) -> FloatArray:
     k = rows.n_models
     theta = ALPHA * x[:k]
-    eta: FloatArray = theta[rows.a] - theta[rows.b] + np.einsum("f,fn->n", x[k:], rows.zt)
+    eta: FloatArray = np.einsum("f,fn->n", x[k:], rows.zt)
+    eta += theta[rows.a]
+    eta -= theta[rows.b]
     return eta
 
 
@@ -213,8 +215,18 @@ def _probabilities(rows: StyleRows, x: FloatArray) -> FloatArray:
 
 
 def _sigmoid(eta: FloatArray) -> FloatArray:
-    p: FloatArray = 1.0 / (1.0 + np.exp(-eta))
-    return p
+    p = np.negative(eta)
+    np.exp(p, out=p)
+    p += 1.0
+    return np.reciprocal(p, out=p)
+
+
+def _residuals(rows: StyleRows, w: FloatArray, x: FloatArray) -> FloatArray:
+    """w (p − y) at x, in one buffer: what the gradient reads."""
+    r = _probabilities(rows, x)
+    r -= rows.score
+    r *= w
+    return r
 
 
 def _newton(
@@ -397,7 +409,7 @@ def bootstrap_style(
             x -= move
             if (np.abs(move) < settled).all():
                 return x
-            g = _gradient_at(rows, w * (_probabilities(rows, x) - rows.score), x, r)
+            g = _gradient_at(rows, _residuals(rows, w, x), x, r)
         return _newton(rows, w, x, r)
 
     threads = workers or min(rounds, os.cpu_count() or 1)
