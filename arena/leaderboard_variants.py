@@ -23,6 +23,7 @@ CACHE_VARIANT = "leaderboard:variant:1:{style}:{category}:{weighting}"
 CACHE_MENU = "leaderboard:categories:1"
 CACHE_VARIANT_LOCK = "leaderboard:variant-lock:{style}:{category}"
 VARIANT_STALE_SECONDS = 30
+MENU_SECONDS = 300  # the menu's vote counts: a guide to what is there, not a live figure
 
 _TRAITS = [f"battle__traits__{f}" for f in (*BattleTraits.STYLE_FIELDS, *BattleTraits.TRAIT_FIELDS)]
 _FIELDS = ("battle__model_a_id", "battle__model_b_id", "outcome", "battle__draw_probability", "battle__draw_pairs",
@@ -101,7 +102,7 @@ def _variant_compute(*, style: bool, category: str) -> dict[str, Any]:
 
 def categories_menu() -> list[dict[str, Any]]:
     """The category menu with each category's counted votes, from the traits alone (SQL counts,
-    cached briefly); deduplication's count needs every prompt's frequency and is left out."""
+    cached for MENU_SECONDS); deduplication's count needs every prompt's frequency and is left out."""
     menu = cache.get(CACHE_MENU)
     if menu is not None:
         return menu
@@ -121,5 +122,5 @@ def categories_menu() -> list[dict[str, Any]]:
     languages = counted.values("language").annotate(n=Count("battle_id")).order_by("-n", "language")
     menu += [{"name": row["language"], "label": category_label(row["language"]), "battles": row["n"]}
              for row in languages if row["language"]]
-    cache.set(CACHE_MENU, menu, timeout=VARIANT_STALE_SECONDS)
+    cache.set(CACHE_MENU, menu, timeout=MENU_SECONDS)
     return menu
