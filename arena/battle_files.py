@@ -5,6 +5,8 @@ A record: {"model_a", "model_b", "winner": "model_a"|"model_b"|"tie"|"tie (bothb
 and ours: "draw_probability" (the chance the pair was drawn with, in (0, 1]) with "draw_pairs" (among
 how many pairs), which the inverse-probability fit reads (arena.sampling.vote_weight), and
 "judge_reasoning" (a judge model's explanation, where "judge" is "model:<name>").
+A record may carry the public dumps' "conv_metadata" (each side's answer tokens and markdown counts,
+"sum_user_tokens"): style control takes those as given (arena.style), else counts the conversations.
 Files are a JSON array or JSON lines. Parsing is strict: the first malformed record stops
 everything with its line (or array position) number, so nothing is half-read.
 """
@@ -15,13 +17,15 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson  # ~5x faster than json on million-line files; same errors (a JSONDecodeError subclass)
 
+from arena.categories import TraitArrays, Traits, battle_traits, language_name, trait_arrays
 from arena.ratings import WINNER_TO_OUTCOME
 from arena.sampling import vote_weights
+from arena.style import Style, StyleMetadataError, style_from_metadata, style_of_answers
 from arena.verdicts import JUDGE_MODEL_PREFIX
 
 
@@ -108,6 +112,70 @@ def _draw_problem(probability: object, pairs: object) -> str | None:
     return None
 
 
+def conversation_turns(conversation_a: list, conversation_b: list) -> list[tuple[str, str, str]]:
+    """(user prompt, answer of A, answer of B) per turn, from OpenAI-style message lists."""
+    def pairs(conversation: list) -> list[tuple[str, str]]:
+        out, prompt = [], None
+        for message in conversation:
+            if message.get("role") == "user":
+                if prompt is not None:
+                    out.append((prompt, ""))
+                prompt = message.get("content", "")
+            elif message.get("role") == "assistant" and prompt is not None:
+                out.append((prompt, message.get("content", "")))
+                prompt = None
+        if prompt is not None:
+            out.append((prompt, ""))
+        return out
+
+    side_a, side_b = pairs(conversation_a), pairs(conversation_b)
+    length = max(len(side_a), len(side_b))
+    side_a += [("", "")] * (length - len(side_a))
+    side_b += [("", "")] * (length - len(side_b))
+    return [(pa or pb, aa, ab) for (pa, aa), (pb, ab) in zip(side_a, side_b, strict=True)]
+
+
+class RecordTraits(NamedTuple):
+    style_a: Style
+    style_b: Style
+    traits: Traits
+
+
+def record_traits(number: int, raw: dict, *, categories: bool = True) -> RecordTraits | None:
+    """A record's style (its conv_metadata as given, else counted from its conversations) and, with
+    `categories`, its traits; None when it has neither conversations nor conv_metadata."""
+    meta = raw.get("conv_metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise BattleFileError(f"line {number}: conv_metadata must be an object")
+    meta = meta or {}
+    turns = conversation_turns(raw.get("conversation_a") or [], raw.get("conversation_b") or [])
+    try:
+        style_a, style_b = style_from_metadata(meta, "a"), style_from_metadata(meta, "b")
+    except StyleMetadataError as exc:
+        raise BattleFileError(f"line {number}: {exc}") from None
+    if style_a is None or style_b is None:
+        if not turns:
+            return None
+        style_a = style_of_answers(t[1] for t in turns)
+        style_b = style_of_answers(t[2] for t in turns)
+    if not categories:
+        return RecordTraits(style_a, style_b, _NO_TRAITS)
+    user_tokens = meta.get("sum_user_tokens")
+    language = raw.get("language")
+    traits = battle_traits(
+        [t[0] for t in turns], [t[1] for t in turns], [t[2] for t in turns],
+        query_tokens=user_tokens if isinstance(user_tokens, int) and not isinstance(user_tokens, bool) else None,
+        language=language_name(language) if isinstance(language, str) and language else None,
+    )
+    given_turns = raw.get("turn")
+    if not turns and isinstance(given_turns, int) and not isinstance(given_turns, bool):
+        traits = traits._replace(turns=given_turns)
+    return RecordTraits(style_a, style_b, traits)
+
+
+_NO_TRAITS = Traits(0, 0, False, "", False, "")
+
+
 def battles_read(path: Path | str) -> Iterator[BattleRecord]:
     """Validated records in file order."""
     for number, item in _records_raw(Path(path)):
@@ -125,6 +193,12 @@ class BattleArrays:
     skipped_not_anonymous: int
     weights: np.ndarray  # each vote's inverse-probability weight (1 where the file doesn't say)
     skipped_other_judges: int = 0
+    # With battles_arrays(style=True): each side's style (N x 4: tokens, headers, lists, bold) and
+    # whether the row had any (conversations or conv_metadata); with categories=True, the traits.
+    style_a: np.ndarray | None = None
+    style_b: np.ndarray | None = None
+    has_style: np.ndarray | None = None
+    traits: TraitArrays | None = None
 
 
 def _left_out(item: dict, judge: str | None) -> str | None:
@@ -139,11 +213,15 @@ def _left_out(item: dict, judge: str | None) -> str | None:
     return "judge" if by_model else None
 
 
-def battles_arrays(path: Path | str, judge: str | None = None) -> BattleArrays:
+def battles_arrays(
+    path: Path | str, judge: str | None = None, *, style: bool = False, categories: bool = False
+) -> BattleArrays:
     """The fast path of `battles_read` for computing ratings from large files: same validation,
     no per-record objects. Rows are sorted by tstamp (stable) when present, else kept in file order;
     non-anonymous battles are left out, as the reference arena does. `judge` ("model:<name>"):
-    only that judge model's battles; None: every battle but judge models' (people's votes)."""
+    only that judge model's battles; None: every battle but judge models' (people's votes).
+    `style` and `categories` also read each record's style and traits (`record_traits`), which
+    costs more per record."""
 
     index: dict[str, int] = {}
     a_list: list[int] = []
@@ -154,6 +232,7 @@ def battles_arrays(path: Path | str, judge: str | None = None) -> BattleArrays:
     # (a public dump has none, and the per-row tuples would slow its reading by a quarter).
     drawn: list[tuple[float, float]] | None = None
     left_out = {"anony": 0, "judge": 0}
+    collected = _TraitsCollected(categories) if style or categories else None
     has_all_tstamps = True
     outcomes = WINNER_TO_OUTCOME
     for number, item in _records_raw(Path(path)):
@@ -184,20 +263,59 @@ def battles_arrays(path: Path | str, judge: str | None = None) -> BattleArrays:
             drawn = drawn if drawn is not None else [(math.nan, math.nan)] * len(o_list)
             drawn.append((math.nan if probability is None else probability, math.nan if pairs is None else pairs))
         o_list.append(outcome)
-    a = np.array(a_list, dtype=np.int64)
-    b = np.array(b_list, dtype=np.int64)
-    o = np.array(o_list, dtype=np.int64)
-    if has_all_tstamps and t_list:
-        try:
-            order = np.argsort(np.array(t_list, dtype=np.float64), kind="stable")
-        except (TypeError, ValueError):
-            raise BattleFileError("tstamp must be a number (seconds since the epoch)") from None
-        a, b, o = a[order], b[order], o[order]
-    else:
-        order = np.arange(o.size)
+        if collected is not None:
+            collected.add(number, item)
+    order = _time_order(t_list if has_all_tstamps else [], len(o_list))
+    a = np.array(a_list, dtype=np.int64)[order]
+    b = np.array(b_list, dtype=np.int64)[order]
+    o = np.array(o_list, dtype=np.int64)[order]
     weights = np.ones(o.size)
     if drawn is not None:
         chances = np.array(drawn, dtype=np.float64).reshape(-1, 2)[order]
         weights = vote_weights(chances[:, 0], chances[:, 1])
-    return BattleArrays(list(index), a, b, o, left_out["anony"], weights, left_out["judge"])
+    arrays = BattleArrays(list(index), a, b, o, left_out["anony"], weights, left_out["judge"])
+    if collected is not None:
+        collected.attach(arrays, order)
+    return arrays
+
+
+def _time_order(tstamps: list[float], n: int) -> np.ndarray:
+    """Rows by tstamp (stable) when every row has one, else in file order."""
+    if not tstamps:
+        return np.arange(n)
+    try:
+        return np.argsort(np.array(tstamps, dtype=np.float64), kind="stable")
+    except (TypeError, ValueError):
+        raise BattleFileError("tstamp must be a number (seconds since the epoch)") from None
+
+
+class _TraitsCollected:
+    """Each kept row's style (and traits), collected as the file is read."""
+
+    def __init__(self, categories: bool) -> None:
+        self.categories = categories
+        self.styles: list[tuple[Style, Style] | None] = []
+        self.traits: list[Traits] = []
+
+    def add(self, number: int, item: dict) -> None:
+        found = record_traits(number, item, categories=self.categories)
+        self.styles.append(None if found is None else (found.style_a, found.style_b))
+        self.traits.append(_NO_TRAITS if found is None else found.traits)
+
+    def attach(self, arrays: BattleArrays, order: np.ndarray) -> None:
+        """As arrays, in the rows' order."""
+        pairs = [s if s is not None else (_NO_STYLE, _NO_STYLE) for s in self.styles]
+        arrays.has_style = np.array([s is not None for s in self.styles], dtype=bool)[order]
+        arrays.style_a = np.array([p[0] for p in pairs], dtype=np.float64).reshape(-1, 4)[order]
+        arrays.style_b = np.array([p[1] for p in pairs], dtype=np.float64).reshape(-1, 4)[order]
+        if not self.categories:
+            return
+        t = trait_arrays(self.traits)
+        arrays.traits = TraitArrays(
+            t.turns[order], t.query_tokens[order], t.coding[order], t.language[order], t.refusal[order],
+            t.prompt_digest[order],
+        )
+
+
+_NO_STYLE = Style(0, 0, 0, 0)
 

@@ -20,9 +20,10 @@ from django.core.cache import cache
 
 from arena import ratings
 from arena.models import ChatModel, PairCount
+from arena.speed import models_speed
 
 # The key names the payload's shape: a snapshot cached by an older version is never shown.
-CACHE_CURRENT = "leaderboard:current:3"
+CACHE_CURRENT = "leaderboard:current:4"
 CACHE_BOOTSTRAP = "leaderboard:bootstrap:2"
 
 
@@ -106,8 +107,9 @@ def leaderboard_snapshot(
     else:
         payload["interval_method"] = "bootstrap"
         payload["bootstrap_rounds"] = bootstrap_rounds
+    speed = models_speed(loaded.ids)
     for row in rows:
-        row.pop("index", None)
+        row["speed"] = speed[loaded.ids[row.pop("index")]]
     # Ranked models first, then the provisional ones, each by rating: the charts follow this order.
     rows.sort(key=lambda r: (r["provisional"], -r["rating"], r["model"]))
     payload["models"] = rows

@@ -46,7 +46,7 @@ _TOKEN_GAP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1,
 _RATE_BUCKETS = (1, 2.5, 5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000)
 
 REPLY_TTFT = Histogram(
-    "arena_reply_ttft_seconds", "Time from sending a reply's request to its first token.",
+    "arena_reply_ttft_seconds", "Time from a reply's generation start (its model slot held) to its first token.",
     ["model"], buckets=_LATENCY_BUCKETS,
 )
 REPLY_TOKEN_GAP = Histogram(

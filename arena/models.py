@@ -239,6 +239,10 @@ class Reply(models.Model):
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     names_identity = models.BooleanField(default=False, help_text="The text names a model or vendor.")
+    # Its markdown as style control counts it (arena.style), stored as it finishes; empty before.
+    header_count = models.PositiveIntegerField(null=True, blank=True)
+    list_count = models.PositiveIntegerField(null=True, blank=True)
+    bold_count = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -249,7 +253,11 @@ class Reply(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["turn", "side", "attempt"], name="reply_unique_side_attempt")
         ]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            # A model's most recent replies, for its speed columns on the leaderboard.
+            models.Index(fields=["model", "-finished_at"], name="reply_model_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.turn_id} {self.side} attempt {self.attempt}"
@@ -257,6 +265,37 @@ class Reply(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in (self.Status.DONE, self.Status.FAILED)
+
+
+class BattleTraits(models.Model):
+    """What the style-controlled and per-category leaderboards read of a battle, computed once
+    (arena.style, arena.categories): each side's style over the turns voted on, and the
+    conversation's categories."""
+
+    battle = models.OneToOneField(Battle, on_delete=models.CASCADE, primary_key=True, related_name="traits")
+    tokens_a = models.PositiveIntegerField()
+    headers_a = models.PositiveIntegerField()
+    lists_a = models.PositiveIntegerField()
+    bold_a = models.PositiveIntegerField()
+    tokens_b = models.PositiveIntegerField()
+    headers_b = models.PositiveIntegerField()
+    lists_b = models.PositiveIntegerField()
+    bold_b = models.PositiveIntegerField()
+    turns = models.PositiveIntegerField()
+    query_tokens = models.PositiveIntegerField(help_text="The user's messages, in tokens.")
+    coding = models.BooleanField()
+    language = models.CharField(max_length=32, help_text="Of the first prompt, e.g. english; unknown if unclear.")
+    refusal = models.BooleanField(help_text="A reply declines to answer.")
+    prompt_digest = models.CharField(max_length=64, help_text="SHA-256 of the prompts, for deduplication.")
+
+    class Meta:
+        verbose_name_plural = "battle traits"
+
+    def __str__(self) -> str:
+        return f"{self.battle_id}: {self.language}, {self.turns} turn(s)"
+
+    STYLE_FIELDS = ("tokens_a", "headers_a", "lists_a", "bold_a", "tokens_b", "headers_b", "lists_b", "bold_b")
+    TRAIT_FIELDS = ("turns", "query_tokens", "coding", "language", "refusal", "prompt_digest")
 
 
 class VoteQuerySet(models.QuerySet["Vote"]):

@@ -156,6 +156,8 @@ class _Relay:
         self.window, self.flush_chars = window, flush_chars
         self.outcome = RelayOutcome()
         self.started = time.monotonic()
+        # When generation began: `started`, or later once a model slot was granted (see _read).
+        self.origin = self.started
         self.buffer: list[str] = []
         self.buffered = 0
         self.sent = 0
@@ -200,16 +202,18 @@ class _Relay:
         return outcome
 
     def _elapsed_ms(self) -> int:
-        return int((time.monotonic() - self.started) * 1000)
+        return int((time.monotonic() - self.origin) * 1000)
 
     async def _read(self, backend: Backend, request: GenerationRequest) -> None:
         try:
             async for event in backend.stream(request):
+                if self.origin == self.started:
+                    self.origin = _generation_started(backend, self.started)
                 if isinstance(event, Delta):
                     now = time.monotonic()
                     if self.outcome.ttft_ms is None:
-                        self.outcome.ttft_ms = int((now - self.started) * 1000)
-                        self.ttft.observe(now - self.started)
+                        self.outcome.ttft_ms = int((now - self.origin) * 1000)
+                        self.ttft.observe(now - self.origin)
                     else:
                         self.token_gap.observe(now - self.last_delta)
                     self.last_delta = now
@@ -284,6 +288,14 @@ class _Relay:
                 ("EXPIRE", self.target.keys.text, LIVE_TEXT_TTL_SECONDS),
             )
             await asyncio.sleep(heartbeat_seconds / 3)
+
+
+def _generation_started(backend: Backend, default: float) -> float:
+    """A backend that first waits for a model slot (arena.slots.LimitedBackend) says when it got
+    one: time to first token and the reply's duration count from there, so a model's speed is not
+    its queue's. Its wait has a metric of its own."""
+    granted = getattr(backend, "slot_granted_at", None)
+    return granted if isinstance(granted, float) else default
 
 
 def pubsub_group_channel(channel_layer: Any, group: str) -> str | None:

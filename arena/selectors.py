@@ -11,9 +11,11 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, F
 
+from arena.categories import OVERALL
 from arena.clients import ClientIdentity
 from arena.errors import NotFound
 from arena.leaderboard import CACHE_CURRENT, leaderboard_snapshot
+from arena.leaderboard_variants import variant_snapshot
 from arena.models import Battle, ChatModel, JudgeAnswer, JudgeGame, JudgeRun, Reply, Vote
 from arena.pairing import CACHE_PAIRING, PairingState, pairing_state
 from arena.rules import BattleNow, SideNow, battle_controls, controls_closed, failure_facts
@@ -179,6 +181,14 @@ def leaderboard_current() -> dict[str, Any]:
         snapshot = leaderboard_snapshot()
         cache.set(CACHE_CURRENT, snapshot, timeout=None)
     return snapshot
+
+
+def leaderboard_for_view(*, style: bool, category: str) -> dict[str, Any]:
+    """The leaderboard a page asked for: the live one, or a category's and/or style-controlled."""
+    current = leaderboard_current()
+    if not style and category == OVERALL:
+        return current
+    return variant_snapshot(style=style, category=category, total_votes=current["total_votes"])
 
 
 def pairing_current() -> PairingState:

@@ -112,6 +112,8 @@ class LimitedBackend:
     def __init__(self, inner: Backend, slots: ModelSlots, *, wait_seconds: float, model: str = "") -> None:
         self.inner, self.slots, self.wait_seconds = inner, slots, wait_seconds
         self.slot_wait = metrics.MODEL_SLOT_WAIT.labels(model=model)
+        # time.monotonic() once the slot is held: where the relay starts timing the generation.
+        self.slot_granted_at: float | None = None
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta | Finished]:
         renewing: asyncio.Task[None] | None = None
@@ -121,6 +123,7 @@ class LimitedBackend:
                 await self.slots.acquire(self.wait_seconds)
             finally:  # a wait that ended in failure was waited too
                 self.slot_wait.observe(time.monotonic() - waiting)
+            self.slot_granted_at = time.monotonic()
             renewing = asyncio.create_task(self.slots.keep())
             async for event in self.inner.stream(request):
                 yield event

@@ -12,11 +12,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from arena import sampling
 from arena.access import members_only, members_required
+from arena.categories import CATEGORY_NAME, OVERALL
 from arena.clients import client_ip
 from arena.judge_board import judge_leaderboard, judges_known
+from arena.leaderboard_variants import categories_menu
 from arena.metrics import AllHostsCollector
 from arena.personal import PERSONAL_MIN_VOTES, personal_leaderboard
-from arena.selectors import leaderboard_current, models_available
+from arena.selectors import leaderboard_for_view, models_available
 
 # require_safe: GET and HEAD (uptime monitors check pages with HEAD; Django drops the body).
 
@@ -85,28 +87,59 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"ok": True})
 
 
-def _leaderboard_for(request: HttpRequest) -> tuple[dict, str | None, list[str]]:
-    """The people's leaderboard, or with `?judge=model:<name>` that judge model's (404 if it has no votes)."""
+class LeaderboardViewError(ValueError):
+    pass
+
+
+def _leaderboard_view(request: HttpRequest) -> tuple[bool, str]:
+    """?style=1 (style control) and ?category=NAME, so views compose with other parameters."""
+    style = request.GET.get("style", "0")
+    if style not in ("0", "1"):
+        raise LeaderboardViewError("style must be 0 or 1")
+    category = request.GET.get("category", "") or OVERALL
+    if not CATEGORY_NAME.fullmatch(category):
+        raise LeaderboardViewError(
+            "category must be overall, coding, long_query, multi_turn, no_short, no_refusal, dedup or a language"
+        )
+    return style == "1", category
+
+
+def _leaderboard_for(request: HttpRequest) -> tuple[dict, dict, list[str]]:
+    """The leaderboard a request asks for and its view: the people's (with ?style= and ?category=)
+    or, with `?judge=model:<name>`, that judge model's (404 if it has no votes)."""
+    style, category = _leaderboard_view(request)
     judge = request.GET.get("judge") or None
     judges = judges_known()
+    view = {"style": style, "category": category, "judge": judge}
     if judge is None:
-        return leaderboard_current(), None, judges
+        return leaderboard_for_view(style=style, category=category), view, judges
     if judge not in judges:
         raise Http404("No judge model of that name has voted.")
-    return judge_leaderboard(judge), judge, judges
+    if style or category != OVERALL:
+        raise LeaderboardViewError("a judge model's leaderboard has no style control or categories")
+    return judge_leaderboard(judge), view, judges
 
 
 @require_safe
 @members_only(leaderboard=True)
 def leaderboard_page(request: HttpRequest) -> HttpResponse:
-    leaderboard, judge, judges = _leaderboard_for(request)
+    try:
+        leaderboard, view, judges = _leaderboard_for(request)
+    except LeaderboardViewError as exc:
+        return render(request, "arena/leaderboard_error.html", {"error": str(exc)}, status=400)
+    judge = view["judge"]
     mine = personal_leaderboard(user_id=_user_id(request)) if _personal(request) and not judge else None
+    menu = categories_menu()
     return render(request, "arena/leaderboard.html", {
         "leaderboard": leaderboard,
+        "view": view,
         "judge": judge,
         "judges": judges,
         "mine": mine,
         "personal_min_votes": PERSONAL_MIN_VOTES,
+        "categories": menu,
+        "category_names": [c["name"] for c in menu],
+        "category_min_votes": settings.ARENA_CATEGORY_MIN_VOTES,
         "bootstrap_rounds": settings.ARENA_BOOTSTRAP_ROUNDS,
         "provisional_votes": settings.ARENA_PROVISIONAL_VOTES,
         "sampling": settings.ARENA_SAMPLING,
@@ -120,7 +153,10 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
 @require_safe
 @members_only(leaderboard=True, api=True)
 def leaderboard_api(request: HttpRequest) -> HttpResponse:
-    return JsonResponse(_leaderboard_for(request)[0])
+    try:
+        return JsonResponse(_leaderboard_for(request)[0])
+    except LeaderboardViewError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
 
 
 def _user_id(request: HttpRequest) -> int:

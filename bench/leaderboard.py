@@ -25,6 +25,17 @@ step peak plus the rows themselves.
 
 --quick runs the two smaller sizes only and fewer live updates.
 
+Style control (arena.style_ratings), at (30 models, 100k votes) and (100, 1M),
+from battles drawn with answer styles (a length that differs by model,
+markdown counts) and a known γ:
+
+  style fit        the joint ratings + γ fit from the battle rows
+  style analytic   sandwich intervals of ratings and γ
+  style boot       100-round bootstrap (FastChat's default for style control)
+  style fit+boot   both, timed together (target: <= 2 s at 100 models / 1M votes)
+
+--style-only runs just these.
+
 At the end, ``time_leaderboard_command`` (the end-to-end hook) writes 1M
 battles in FastChat's clean_battle JSON-lines schema to a temp dir and times
 ``python manage.py leaderboard --battles FILE --json`` from the repo root.
@@ -49,6 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from arena import ratings as R  # noqa: E402 - importable only once ROOT is on sys.path
+from arena import style_ratings as S  # noqa: E402
 
 SIZES = [(30, 100_000), (100, 1_000_000), (200, 3_000_000)]
 MB = 1024 * 1024
@@ -61,6 +73,9 @@ TIME_TARGETS = {
     ("live", (200, 3_000_000)): 0.050,
 }
 MEMORY_TARGET_MB = {(200, 3_000_000): 500.0}
+STYLE_SIZES = [(30, 100_000), (100, 1_000_000)]
+STYLE_TARGETS = {("style fit+boot", (100, 1_000_000)): 2.0}
+TRUE_GAMMA = np.array([0.25, 0.03, 0.02, 0.03])  # the public arena's published order of magnitude
 
 
 def synthetic_battles(k: int, n: int, seed: int = 0, tie: float = 0.3):
@@ -210,6 +225,56 @@ def bench_size(k: int, n: int, rounds: int, n_updates: int, memory: bool) -> dic
     return {"fit+boot": t_fitboot, "live": live_med}
 
 
+def synthetic_style_battles(k: int, n: int, seed: int = 0):
+    """Battles whose outcome depends on the two models and on their answers' style (decisive
+    only: the truth is then the model fitted). Returns the fit's rows and the true ratings."""
+    rng = np.random.default_rng(seed)
+    true = rng.normal(0.0, 120.0, k)
+    verbosity = rng.normal(0.0, 0.4, k)  # some models write longer
+    a = rng.integers(0, k, n)
+    b = rng.integers(0, k - 1, n)
+    b += b >= a
+
+    def answers(m):
+        tokens = rng.lognormal(5.5 + verbosity[m], 0.6)
+        return np.column_stack([tokens, rng.poisson(0.6, n), rng.poisson(2.0 + verbosity[m].clip(-1, 1), n),
+                                rng.poisson(1.2, n)])
+
+    z = S.style_design(answers(a), answers(b))
+    eta = np.log(10) * (true[a] - true[b]) / 400 + z @ TRUE_GAMMA
+    o = np.where(rng.random(n) < 1 / (1 + np.exp(-eta)), R.A_WINS, R.B_WINS)
+    return S.style_rows(a, b, o, z, k), true - true.mean() + 1000.0
+
+
+def bench_style(k: int, n: int, rounds: int) -> dict:
+    print(f"\n== style control: {k} models, {n:,} votes, {rounds} bootstrap rounds ==")
+    rows, true = synthetic_style_battles(k, n, seed=k)
+    fit, t_fit = timed(lambda: S.fit_style_bt(rows), repeat=3)
+    analytic, t_an = timed(lambda: S.analytic_style_intervals(rows, fit), repeat=3)
+    _, t_boot = timed(lambda: S.bootstrap_style(rows, rounds, 0, fit=fit))
+
+    def fit_and_boot():
+        f = S.fit_style_bt(rows)
+        return f, S.bootstrap_style_intervals(S.bootstrap_style(rows, rounds, 0, fit=f))
+
+    (_, boot), t_both = timed(fit_and_boot, repeat=2)
+    for name, secs in [("style fit", t_fit), ("style analytic", t_an), ("style boot", t_boot),
+                       ("style fit+boot", t_both)]:
+        target = STYLE_TARGETS.get((name, (k, n)))
+        print(f"  {name:15s}{secs * 1e3:9.1f} ms  {fmt_target(secs, target, 's')}")
+    err = fit.ratings - true
+    inside = lambda lo, hi, x: float(np.mean((lo <= x) & (x <= hi)))  # noqa: E731
+    print(
+        f"  accuracy: rating rmse vs truth {np.sqrt(np.mean(err**2)):.2f} pts; gamma {np.round(fit.gamma, 4)} "
+        f"(truth {TRUE_GAMMA}); truth inside 95%: ratings analytic {inside(analytic.lower, analytic.upper, true):.2f}, "
+        f"bootstrap {inside(boot.lower, boot.upper, true):.2f}; gamma analytic "
+        f"{inside(analytic.gamma_lower, analytic.gamma_upper, TRUE_GAMMA):.2f}, bootstrap "
+        f"{inside(boot.gamma_lower, boot.gamma_upper, TRUE_GAMMA):.2f}; "
+        f"bootstrap/analytic width {np.median((boot.upper - boot.lower) / (analytic.upper - analytic.lower)):.3f}"
+    )
+    return {"style fit+boot": t_both}
+
+
 # --------------------------------------------------------------------------
 # end-to-end hook: `manage.py leaderboard --battles FILE --json`
 # --------------------------------------------------------------------------
@@ -270,7 +335,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds (default 1000)")
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc pass")
     parser.add_argument("--no-e2e", action="store_true", help="skip the manage.py leaderboard hook")
+    parser.add_argument("--style-rounds", type=int, default=100, help="style-control bootstrap rounds (default 100)")
+    parser.add_argument("--style-only", action="store_true", help="only the style-control figures")
     args = parser.parse_args()
+    if args.style_only:
+        for k, n in STYLE_SIZES:
+            bench_style(k, n, args.style_rounds)
+        return
 
     sizes = SIZES[:2] if args.quick else SIZES
     n_updates = 20 if args.quick else 50
@@ -280,6 +351,8 @@ def main() -> None:
     )
     for k, n in sizes:
         bench_size(k, n, args.rounds, n_updates, memory=not args.no_memory)
+    for k, n in STYLE_SIZES[:1] if args.quick else STYLE_SIZES:
+        bench_style(k, n, args.style_rounds)
 
     if not args.no_e2e:
         print("\n== end to end ==")

@@ -150,6 +150,9 @@ try:
     ARENA_NEW_MODEL_BOOST_VOTES = env.int("ARENA_NEW_MODEL_BOOST_VOTES", 100, validate=_NON_NEGATIVE)
     # ... and listed apart on the leaderboard as provisional, without a rank (0: none is).
     ARENA_PROVISIONAL_VOTES = env.int("ARENA_PROVISIONAL_VOTES", 50, validate=_NON_NEGATIVE)
+    # A leaderboard category (or the style-controlled view) with fewer counted votes says so instead
+    # of ranking models on a handful of votes.
+    ARENA_CATEGORY_MIN_VOTES = env.int("ARENA_CATEGORY_MIN_VOTES", 300, validate=_NON_NEGATIVE)
     IP_HASH_SALT = env.str("IP_HASH_SALT", SECRET_KEY)
 
     # Who may vote (arena/access.py): anyone with the URL, Django accounts (made by an admin or

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
@@ -12,13 +14,15 @@ from arena import metrics, queue, ratings
 from arena.models import ChatModel, PairCount, Vote
 from arena.sampling import vote_weight, vote_weights
 from arena.services.screening import votes_screen
+from arena.services.traits import battle_traits_store, battles_traits_fill
 
 VOTES_COUNT_BATCH = 5000
 # What counting needs of a vote: its id, its pair and outcome, how its pair was drawn.
 _VOTE_FIELDS = (
     "id", "battle__model_a_id", "battle__model_b_id", "outcome", "battle__draw_probability", "battle__draw_pairs",
+    "battle_id",
 )
-_VoteRow = tuple[int, int, int, str, float | None, int | None]
+_VoteRow = tuple[int, int, int, str, float | None, int | None, uuid.UUID]
 LIVE_REFRESH_PENDING = "leaderboard:live-pending"
 
 
@@ -41,6 +45,8 @@ def votes_count_pending(*, batch_size: int = VOTES_COUNT_BATCH) -> int:
             if not rows:
                 return total
             taken = len(rows)
+            # Traits are the battle's, whatever review decides of the vote.
+            battle_traits_store(battle_ids=[r[6] for r in rows])
             if settings.ARENA_VOTE_DETECTION:
                 # Flagged votes wait for review instead of being counted (arena/services/screening.py).
                 screened = votes_screen(vote_ids=[r[0] for r in rows])
@@ -61,7 +67,7 @@ def _votes_add(rows: list[_VoteRow]) -> None:
     models = {m.id: m for m in ChatModel.objects.select_for_update().filter(id__in=model_ids).order_by("id")}
     cells: dict[tuple[int, int, int], tuple[int, float, float]] = {}
     elo = {model_id: model.elo_online for model_id, model in models.items()}
-    for _, a, b, outcome, probability, pairs in rows:
+    for _, a, b, outcome, probability, pairs, _ in rows:
         code = Vote.Outcome(outcome).code
         n, w, w2 = cells.get((a, b, code), (0, 0.0, 0.0))
         weight = vote_weight(probability, pairs)
@@ -108,6 +114,7 @@ def leaderboard_rebuild() -> int:
     rows = list(eligible.filter(counted=True).order_by("created_at", "id").values_list(*_VOTE_FIELDS))
     # Published after the commit even with no votes left (the last one was deleted).
     transaction.on_commit(leaderboard_refresh_schedule)
+    battles_traits_fill()
     if not rows:
         return 0
     ids = sorted({r[1] for r in rows} | {r[2] for r in rows})

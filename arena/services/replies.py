@@ -19,6 +19,7 @@ from arena.publish import group_publish
 from arena.rules import battle_controls, failure_facts
 from arena.selectors import battle_now
 from arena.services.registry import model_credentials, model_misconfigured
+from arena.style import markdown_counts
 from arena.text import text_names_identity, text_storable
 from inference.backends import GenerationRequest
 from inference.chat_templates import ChatMessage
@@ -133,6 +134,7 @@ def reply_finish(
     sides finishing together, the second sees the first and says the battle may go on."""
     status = Reply.Status.FAILED if failure else Reply.Status.DONE
     text = text_storable(text)
+    markdown = markdown_counts(text)
     kind = failure_kind if failure else ""
     with transaction.atomic():
         battle_id, turn_index, attempt, side, model_name = Reply.objects.values_list(
@@ -150,6 +152,9 @@ def reply_finish(
             failure_reason=failure or "",
             failure_kind=kind,
             names_identity=text_names_identity(text),
+            header_count=markdown.headers,
+            list_count=markdown.lists,
+            bold_count=markdown.bold,
             finished_at=timezone.now(),
         )
         if updated != 1:

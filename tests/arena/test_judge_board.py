@@ -80,3 +80,15 @@ def test_a_judge_s_votes_are_rated_apart_from_people_s_unless_chosen(trio):
     with override_settings(ARENA_RATINGS_INCLUDE_JUDGED=True):
         leaderboard_rebuild()
         assert counts_load().counts.sum() == 4
+
+
+def test_a_judge_s_leaderboard_says_it_has_no_style_or_category_views(trio, client):
+    m1, m2, _ = trio
+    battle(m1, m2, "a", judge=JUDGE)
+    assert client.get(f"/api/leaderboard/?judge={JUDGE}").status_code == 200
+    for query in ("style=1", "category=coding"):
+        response = client.get(f"/api/leaderboard/?judge={JUDGE}&{query}")
+        assert response.status_code == 400
+        assert "no style control or categories" in response.json()["error"]
+        page = client.get(f"/leaderboard/?judge={JUDGE}&{query}")
+        assert page.status_code == 400 and "no style control or categories" in page.content.decode()

@@ -199,3 +199,38 @@ async def test_with_no_limit_the_backend_is_the_model_s_own(redis):
         inner, RedisBatch(redis), model_id=MODEL_ID, limit=3, holder="s", lease_seconds=10, wait_seconds=5
     )
     assert isinstance(limited, LimitedBackend) and limited.slots.limit == 3
+
+
+async def test_time_to_first_token_counts_from_the_slot_not_the_wait_for_it(redis, slots_of):
+    """A reply that waited for its model's slot reports the model's speed, not the queue's: its time
+    to first token and duration start once the slot is held."""
+    import uuid
+
+    from channels.layers import InMemoryChannelLayer
+
+    from arena.events import reply_ref
+    from arena.live import stream_keys
+    from arena.relay import RelayTarget, relay_stream
+
+    assert await slots_of("other", limit=1).try_acquire()
+    stream_id = uuid.uuid4()
+    keys = stream_keys(stream_id)
+    ref = reply_ref(battle_id="x", turn_index=0, attempt=0, side="a")
+    target = RelayTarget(keys=keys, group="battle-ttft-test", ref=ref)
+    backend = LimitedBackend(Inner(redis), slots_of("stream-1", limit=1), wait_seconds=5)
+
+    async def release_later() -> None:
+        await asyncio.sleep(0.6)
+        await slots_of("other", limit=1).release()
+
+    releasing = asyncio.create_task(release_later())
+    started = asyncio.get_running_loop().time()
+    outcome = await relay_stream(
+        backend, REQUEST, target, redis=redis, channel_layer=InMemoryChannelLayer(), flush_ms=15, flush_chars=256,
+    )
+    waited = asyncio.get_running_loop().time() - started
+    await releasing
+    await redis.delete(keys.text, keys.heartbeat)
+    assert outcome.failure is None and waited >= 0.6
+    assert outcome.ttft_ms is not None and outcome.ttft_ms < 300, outcome.ttft_ms
+    assert outcome.duration_ms is not None and outcome.duration_ms < 300, outcome.duration_ms

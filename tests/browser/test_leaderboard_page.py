@@ -246,3 +246,65 @@ def test_the_interval_plot_redraws_for_a_new_width(page, live_stack):
     expect(plot).to_have_attribute("data-layout", "stacked")
     for label in plot.evaluate(PLOT_TEXT):
         assert label["font"] >= 12 and label["left"] >= 0 and label["right"] >= 0, label
+
+
+# --- style control, categories, speed --------------------------------------------------------------
+
+
+def test_the_style_toggle_and_the_category_menu_change_the_view(page, live_stack):
+    import json
+    from io import StringIO
+    from pathlib import Path
+
+    from django.core.management import call_command
+
+    data = Path(__file__).resolve().parents[1] / "arena" / "data"
+    reference = json.loads((data / "style_reference.json").read_text())
+    call_command("import_battles", str(data / "style_battles.jsonl"), "--no-progress", stdout=StringIO())
+    with override_settings(ARENA_BOOTSTRAP_ROUNDS=0):
+        leaderboard_live_refresh()
+    page.goto(live_stack.base_url + "/leaderboard/")
+    expect(page.get_by_test_id("leaderboard-row")).to_have_count(8)
+    toggle, menu = page.get_by_test_id("style-toggle"), page.get_by_test_id("category-menu")
+    expect(toggle).not_to_be_checked()
+    expect(page.get_by_test_id("style-coefficients")).to_be_hidden()
+    expect(page.get_by_test_id("rank-change").first).to_be_hidden()
+
+    toggle.check()
+    page.wait_for_url(re.compile(r"/leaderboard/\?style=1$"))
+    expect(page.get_by_test_id("style-toggle")).to_be_checked()
+    coefficients = page.get_by_test_id("style-coefficient")
+    expect(coefficients).to_have_count(4)
+    expect(coefficients.first).to_contain_text("Longer answers win more often")
+    expect(page.get_by_test_id("rank-change").first).to_be_visible()
+    expect(page.get_by_test_id("leaderboard-summary")).to_contain_text("style-controlled")
+    for row in page.get_by_test_id("leaderboard-row").all():
+        shown = float(row.get_by_test_id("rating").text_content())
+        assert shown == pytest.approx(reference["style_control"][row.get_attribute("data-model")], abs=1.0)
+
+    page.get_by_test_id("category-menu").select_option("coding")
+    page.wait_for_url(re.compile(r"\?style=1&category=coding$"))
+    few = page.get_by_test_id("too-few-votes")
+    expect(few).to_be_visible()
+    expect(few).to_contain_text("Only 0 counted votes in “Coding")
+    expect(page.get_by_test_id("leaderboard-content")).to_be_hidden()
+
+    page.get_by_test_id("category-menu").select_option("english")
+    page.wait_for_url(re.compile(r"category=english$"))
+    expect(page.get_by_test_id("leaderboard-row")).to_have_count(8)
+    expect(page.get_by_test_id("too-few-votes")).to_be_hidden()
+    expect(menu).to_have_value("english")
+
+
+def test_the_speed_columns_can_be_hidden_and_stay_so(page, live_stack):
+    counts_shown(rated("alpha", "beta", "gamma"), CELLS)
+    page.goto(live_stack.base_url + "/leaderboard/")
+    expect(page.get_by_test_id("leaderboard-row")).to_have_count(3)
+    speed_header = page.get_by_test_id("leaderboard").locator("th", has_text="TTFT p50")
+    expect(speed_header).to_be_visible()
+    page.get_by_test_id("speed-toggle").uncheck()
+    expect(speed_header).to_be_hidden()
+    page.reload()
+    expect(page.get_by_test_id("leaderboard-row")).to_have_count(3)
+    expect(page.get_by_test_id("speed-toggle")).not_to_be_checked()
+    expect(speed_header).to_be_hidden()

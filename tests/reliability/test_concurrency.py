@@ -131,7 +131,10 @@ def test_no_more_than_the_limit_reach_the_server_from_two_workers_and_the_rest_w
     assert stats["peak_in_flight"] == LIMIT, f"at most {LIMIT} at once, and that many: {stats}"
     limited = [r for r in replies if r.model_id == models.limited.id]
     assert {r.text for r in limited} == {SHORT_WORDS}
-    assert max(r.ttft_ms or 0 for r in limited) > HEARTBEAT * 1000, "some reply waited longer than a heartbeat"
+    longest = max((r.finished_at - r.started_at).total_seconds() for r in limited)
+    assert longest > HEARTBEAT, "some reply waited longer than a heartbeat"
+    # The wait is the queue's, not the model's: time to first token counts from the slot.
+    assert max(r.ttft_ms or 0 for r in limited) < HEARTBEAT * 1000
     ran_on = {worker_of(task_ids[r.id], workers) for r in limited}
     assert len(ran_on) == 2, "both workers ran replies of the limited model"
     assert slot_holders(models.limited) == set(), "every slot was given back"

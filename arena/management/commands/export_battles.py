@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 from django.db.models import Prefetch
 
 from arena.clients import judge_pseudonym
-from arena.models import Battle, Reply, Turn, Vote
+from arena.models import Battle, BattleTraits, Reply, Turn, Vote
 from arena.ratings import OUTCOME_NAMES
 
 
@@ -21,7 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args, file, pseudonymise=False, **options):
         battles = (
             Battle.objects.filter(vote__isnull=False)
-            .select_related("model_a", "model_b", "vote")
+            .select_related("model_a", "model_b", "vote", "traits")
             .prefetch_related(Prefetch("turns", queryset=Turn.objects.prefetch_related(
                 Prefetch("replies", queryset=Reply.objects.order_by("attempt")))))
             .order_by("vote__created_at", "id")
@@ -60,7 +60,8 @@ def _record(battle: Battle) -> dict:
                 prompt + reply.prompt_tokens
             )
     source = battle.source_id or ""
-    return {
+    traits = _traits(battle)
+    record = {
         "question_id": source[2:] if source.startswith("q:") else str(battle.id),
         "model_a": battle.model_a.name,
         "model_b": battle.model_b.name,
@@ -80,3 +81,21 @@ def _record(battle: Battle) -> dict:
         # A judge model's explanation of its verdict (judge "model:<name>"); empty for people's votes.
         "judge_reasoning": battle.vote.reasoning,
     }
+    if traits is not None:
+        # The public dumps' keys: a re-import (or the public arena's scripts) reads the same style.
+        record["language"] = traits.language
+        record["conv_metadata"] = {
+            "sum_user_tokens": traits.query_tokens, "turns": traits.turns,
+            "sum_assistant_a_tokens": traits.tokens_a, "header_count_a": traits.headers_a,
+            "list_count_a": traits.lists_a, "bold_count_a": traits.bold_a,
+            "sum_assistant_b_tokens": traits.tokens_b, "header_count_b": traits.headers_b,
+            "list_count_b": traits.lists_b, "bold_count_b": traits.bold_b,
+        }
+    return record
+
+
+def _traits(battle: Battle) -> BattleTraits | None:
+    try:
+        return battle.traits
+    except BattleTraits.DoesNotExist:  # counted before traits were kept, or nothing to read
+        return None

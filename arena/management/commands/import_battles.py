@@ -7,8 +7,9 @@ from django.db import transaction
 from tqdm import tqdm
 
 from arena import services
-from arena.battle_files import BattleFileError, battles_read
-from arena.models import Battle, ChatModel, Reply, Turn, Vote
+from arena.battle_files import BattleFileError, battles_read, conversation_turns, record_traits
+from arena.models import Battle, BattleTraits, ChatModel, Reply, Turn, Vote
+from arena.services.traits import traits_row
 from arena.text import text_names_identity
 
 BATCH = 2000
@@ -37,9 +38,12 @@ class Command(BaseCommand):
             raise CommandError(f"No such file: {file}") from None
         except BattleFileError as exc:
             raise CommandError(f"{exc}; nothing was imported") from None
-        with transaction.atomic():  # all or nothing
-            created = self._import(records, no_progress)
-            counted = services.leaderboard_rebuild()
+        try:
+            with transaction.atomic():  # all or nothing
+                created = self._import(records, no_progress)
+                counted = services.leaderboard_rebuild()
+        except BattleFileError as exc:  # a record's conv_metadata, read as its battle is stored
+            raise CommandError(f"{exc}; nothing was imported") from None
         skipped = len(records) - created
         self.stdout.write(f"Imported {created} battles ({skipped} already present); {counted} votes now counted.")
 
@@ -64,7 +68,7 @@ class Command(BaseCommand):
         return created
 
     def _battles_create(self, fresh, models) -> int:
-        battles, votes, turns, replies = [], [], [], []
+        battles, votes, turns, replies, traits = [], [], [], [], []
         for record, source_id in fresh:
             when = datetime.fromtimestamp(record.tstamp, tz=UTC) if record.tstamp is not None else None
             raw = record.raw
@@ -85,7 +89,9 @@ class Command(BaseCommand):
             if when:
                 vote.created_at = when
             votes.append(vote)
-            turns_of = _turns(raw.get("conversation_a") or [], raw.get("conversation_b") or [])
+            if found := record_traits(record.line, raw):
+                traits.append(traits_row(battle.id, *found))
+            turns_of = conversation_turns(raw.get("conversation_a") or [], raw.get("conversation_b") or [])
             for index, (prompt, answer_a, answer_b) in enumerate(turns_of):
                 turn = Turn(battle=battle, index=index, prompt=prompt)
                 turns.append(turn)
@@ -96,32 +102,10 @@ class Command(BaseCommand):
         Vote.objects.bulk_create(votes)
         Turn.objects.bulk_create(turns)
         Reply.objects.bulk_create(replies)
+        BattleTraits.objects.bulk_create(traits)
         flagged = {r.turn.battle_id for r in replies if r.names_identity}
         if flagged:
             Vote.objects.filter(battle_id__in=flagged).update(
                 identity_flagged=True, flag_reasons=["names_identity"], review=Vote.Review.PENDING
             )
         return len(battles)
-
-
-def _turns(conversation_a: list, conversation_b: list) -> list[tuple[str, str, str]]:
-    """(user prompt, answer of A, answer of B) per turn, from OpenAI-style message lists."""
-    def pairs(conversation):
-        out, prompt = [], None
-        for message in conversation:
-            if message.get("role") == "user":
-                if prompt is not None:
-                    out.append((prompt, ""))
-                prompt = message.get("content", "")
-            elif message.get("role") == "assistant" and prompt is not None:
-                out.append((prompt, message.get("content", "")))
-                prompt = None
-        if prompt is not None:
-            out.append((prompt, ""))
-        return out
-
-    side_a, side_b = pairs(conversation_a), pairs(conversation_b)
-    length = max(len(side_a), len(side_b))
-    side_a += [("", "")] * (length - len(side_a))
-    side_b += [("", "")] * (length - len(side_b))
-    return [(pa or pb, aa, ab) for (pa, aa), (pb, ab) in zip(side_a, side_b, strict=True)]

@@ -7,6 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from arena import ratings
 from arena.battle_files import BattleFileError, battles_arrays
+from arena.categories import CATEGORY_NAME, OVERALL, RULES
+from arena.variants import BattleRows, variant_compute
 
 
 class Command(BaseCommand):
@@ -29,13 +31,27 @@ class Command(BaseCommand):
                             help="inverse-probability: weight each vote by its draw_probability and draw_pairs")
         parser.add_argument("--judge", metavar="model:NAME",
                             help="rate only this judge model's battles (default: people's, judge models' left out)")
+        parser.add_argument("--style-control", action="store_true",
+                            help="fit answer style (length, headers, lists, bold) jointly with the ratings")
+        parser.add_argument("--category", metavar="NAME", default=OVERALL,
+                            help="only this category's battles: coding, long_query, multi_turn, no_short, "
+                                 "no_refusal, dedup or a language (english, chinese, ...)")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
-    def handle(
-        self, *args, battles, bootstrap, seed, anchor, anchor_rating, weighting, judge, json: bool, **options
-    ):
+    def handle(self, *args, battles, bootstrap, seed, anchor, anchor_rating, weighting, judge, json: bool,
+               style_control, category, **options):
         if bootstrap < 0:
             raise CommandError("--bootstrap must be >= 0")
+        if not CATEGORY_NAME.fullmatch(category):
+            raise CommandError(f"--category {category!r}: one of {', '.join([OVERALL, *RULES])} or a language")
+        if style_control or category != OVERALL:
+            view = self._variant(battles, judge, style_control, category, bootstrap, seed, anchor, anchor_rating,
+                                 weighting)
+            if json:
+                self.stdout.write(_dumps(view))
+            else:
+                self._table(view, bootstrap)
+            return
         try:
             data = battles_arrays(battles, judge=judge)
         except FileNotFoundError:
@@ -80,17 +96,57 @@ class Command(BaseCommand):
             return
         self._table(result, bootstrap)
 
+    def _variant(self, path, judge: str | None, style: bool, category: str, bootstrap: int, seed: int, anchor,
+                 anchor_rating: float, weighting: str) -> dict:
+        try:
+            data = battles_arrays(path, judge, style=True, categories=category != OVERALL)
+        except FileNotFoundError:
+            raise CommandError(f"No such file: {path}") from None
+        except BattleFileError as exc:
+            raise CommandError(str(exc)) from None
+        assert data.style_a is not None and data.style_b is not None and data.has_style is not None
+        if style and data.outcome.size and not data.has_style.any():
+            raise CommandError(f"--style-control: no battle in {path} has conversations or conv_metadata")
+        if anchor and anchor not in data.names:
+            raise CommandError(f"--anchor {anchor!r} has no battles in this file")
+        rows = BattleRows(data.names, data.model_a, data.model_b, data.outcome, data.weights, data.style_a,
+                          data.style_b, data.has_style, data.traits)
+        payload = variant_compute(
+            rows, style=style, category=category, min_battles=0, weighted=weighting == "inverse-probability",
+            bootstrap_rounds=bootstrap, seed=seed, anchor=(anchor, anchor_rating) if anchor else None,
+        )
+        keys = ("model", "rating", "ci_lower", "ci_upper", "rank", "votes", "elo_online")
+        extra = ("rating_plain", "rank_plain", "rank_change") if style else ()
+        result = {
+            "battles": payload["battles"], "style_control": style, "category": category,
+            "models": [{k: row[k] for k in (*keys, *extra)} for row in payload["models"]],
+        }
+        if style:
+            result["coefficients"] = payload["coefficients"]
+        return result
+
     def _table(self, result: dict, bootstrap: int) -> None:
         method = f"bootstrap, {bootstrap} rounds" if bootstrap else "analytic"
-        self.stdout.write(f"{result['battles']} battles, {len(result['models'])} models, 95% intervals: {method}\n")
+        view = []
+        if result.get("category", OVERALL) != OVERALL:
+            view.append(f"category {result['category']}")
+        if result.get("style_control"):
+            view.append("style-controlled")
+        scope = f" ({', '.join(view)})" if view else ""
+        self.stdout.write(
+            f"{result['battles']} battles{scope}, {len(result['models'])} models, 95% intervals: {method}\n"
+        )
         width = max([len(m["model"]) for m in result["models"]] + [5])
         self.stdout.write(f"{'rank':>4}  {'model':<{width}}  {'rating':>7}  {'95% CI':>15}  {'votes':>8}  {'elo':>7}")
         for m in result["models"]:
             ci = f"+{m['ci_upper'] - m['rating']:.1f}/-{m['rating'] - m['ci_lower']:.1f}"
+            rank = m["rank"] if m["rank"] is not None else "-"
             self.stdout.write(
-                f"{m['rank']:>4}  {m['model']:<{width}}  {m['rating']:7.1f}  {ci:>15}  "
+                f"{rank:>4}  {m['model']:<{width}}  {m['rating']:7.1f}  {ci:>15}  "
                 f"{m['votes']:>8}  {m['elo_online']:7.1f}"
             )
+        for c in result.get("coefficients", []):
+            self.stdout.write(c["says"])
 
 
 def _dumps(result: dict) -> str:
@@ -102,4 +158,4 @@ def _dumps(result: dict) -> str:
         return x
 
     rows = [{k: clean(v) for k, v in row.items()} for row in result["models"]]
-    return json.dumps({"battles": result["battles"], "models": rows})
+    return json.dumps({**result, "models": rows})

@@ -7,6 +7,7 @@
   const SVG = "http://www.w3.org/2000/svg";
   const fmt = (x, d = 0) => (x === null || x === undefined || Number.isNaN(x) ? "–" : Number(x).toFixed(d));
   let current = null;  // the snapshot drawn last
+  const view = JSON.parse(document.getElementById("leaderboard-view").textContent);
 
   function cell(tag, text, cls) {
     const el = document.createElement(tag);
@@ -22,12 +23,32 @@
     return el;
   }
 
+  function rankChange(row) {
+    const change = row.rank_change;
+    const td = cell("td", change === null || change === undefined ? "–" : change > 0 ? `▲${change}` : change < 0 ? `▼${-change}` : "0",
+      "num style-col" + (change > 0 ? " rank-up" : change < 0 ? " rank-down" : ""));
+    td.setAttribute("data-testid", "rank-change");
+    if (row.rating_plain !== undefined) td.title = `Without style control: rank ${fmt(row.rank_plain)}, rating ${fmt(row.rating_plain)}`;
+    return td;
+  }
+
+  function speedCells(speed) {
+    const s = speed || {};
+    const pct = (x) => (x === null || x === undefined ? "–" : `${(x * 100).toFixed(1)}%`);
+    const ms = (x) => (x === null || x === undefined ? "–" : `${fmt(x)} ms`);
+    return [
+      cell("td", ms(s.ttft_p50_ms), "num speed-col"), cell("td", ms(s.ttft_p90_ms), "num speed-col"),
+      cell("td", fmt(s.tokens_per_second, 1), "num speed-col"), cell("td", pct(s.failure_rate), "num speed-col"),
+    ];
+  }
+
   function tableRow(row) {
     const tr = document.createElement("tr");
     tr.setAttribute("data-testid", "leaderboard-row");
     tr.dataset.model = row.model;
     if (row.provisional) tr.dataset.provisional = "true";
     tr.append(cell("td", row.provisional ? "provisional" : fmt(row.rank), "num"));
+    tr.append(rankChange(row));
     tr.append(cell("td", row.model));
     const rating = cell("td", fmt(row.rating), "num");
     rating.setAttribute("data-testid", "rating");
@@ -36,6 +57,7 @@
     tr.append(cell("td", `+${fmt(plus)} / −${fmt(minus)}`, "num"));
     tr.append(cell("td", String(row.votes), "num"));
     tr.append(cell("td", fmt(row.elo_online), "num"));
+    tr.append(...speedCells(row.speed));
     return tr;
   }
 
@@ -47,8 +69,10 @@
     byTestId("provisional").hidden = !provisional.length;
     byTestId("leaderboard-none-ranked").hidden = ranked.length > 0 || !provisional.length;
     const method = lb.interval_method === "bootstrap" ? `bootstrap, ${lb.bootstrap_rounds} rounds` : "analytic (sandwich), live";
+    const scope = [view.category !== "overall" ? `${lb.category_label || view.category}: ${lb.battles} of ${lb.total_votes} counted votes` : `${lb.total_votes} counted votes`];
+    if (view.style) scope.push("style-controlled");
     byTestId("leaderboard-summary").textContent =
-      `${lb.total_votes} counted votes · ${lb.models.length} models` +
+      `${scope.join(" · ")} · ${lb.models.length} models` +
       (provisional.length ? ` (${provisional.length} provisional)` : "") +
       ` · 95% intervals: ${method}` +
       (lb.weighting === "inverse-probability" ? " · votes weighted by inverse draw probability" : "") +
@@ -138,6 +162,11 @@
   }
 
   function renderMatrices(lb) {
+    if (!lb.battle_counts) {  // a view with too few votes has no charts
+      byTestId("win-fraction").replaceChildren();
+      byTestId("battle-counts").replaceChildren();
+      return;
+    }
     // Matrices follow the table's order (by rating).
     const order = lb.models.map((r) => lb.names.indexOf(r.model));
     const names = order.map((i) => lb.names[i]);
@@ -162,13 +191,35 @@
     });
   }
 
+  function renderCoefficients(lb) {
+    const section = byTestId("style-coefficients");
+    const list = byTestId("style-coefficient-list");
+    const coefficients = lb.coefficients || [];
+    section.hidden = !view.style || !coefficients.length;
+    list.replaceChildren(...coefficients.map((c) => {
+      const li = cell("li", c.says);
+      li.setAttribute("data-testid", "style-coefficient");
+      li.dataset.feature = c.feature;
+      return li;
+    }));
+  }
+
   function render(lb) {
     current = lb;
+    const tooFew = Boolean(lb.too_few_votes);
     const empty = !lb.models.length;
-    // No votes: one plain sentence instead of an empty table and empty charts.
-    byTestId("leaderboard-empty").hidden = !empty;
+    // No votes: one plain sentence instead of an empty table and empty charts; a category with too
+    // few votes says how many it has instead of ranking.
+    byTestId("leaderboard-empty").hidden = !empty || tooFew;
+    const few = byTestId("too-few-votes");
+    few.hidden = !tooFew;
+    few.textContent = tooFew
+      ? `Only ${lb.battles} counted vote${lb.battles === 1 ? "" : "s"} ${view.category !== "overall" ? `in “${lb.category_label || view.category}”` : "here"}${view.style ? " with known answer styles" : ""} so far: models are ranked from ${lb.min_battles} on.`
+      : "";
     byTestId("leaderboard-content").hidden = empty;
     byTestId("leaderboard-summary").hidden = empty;
+    for (const table of document.querySelectorAll("table.leaderboard")) table.classList.toggle("with-style", view.style);
+    renderCoefficients(lb);
     renderTable(lb);
     renderIntervals(lb);  // after the content is shown: it is drawn at its shown width
     renderMatrices(lb);
@@ -184,6 +235,47 @@
     }
   }).observe(byTestId("interval-plot"));
 
+  // The view is in the address (?style=1&category=coding): changing it loads that page.
+  const controls = byTestId("leaderboard-controls");
+  controls.addEventListener("change", (e) => {
+    if (e.target === byTestId("speed-toggle")) return;
+    const params = new URLSearchParams(location.search);
+    params.delete("style");
+    params.delete("category");
+    if (byTestId("style-toggle").checked) params.set("style", "1");
+    const category = byTestId("category-menu").value;
+    if (category !== "overall") params.set("category", category);
+    const query = params.toString();
+    location.assign(`${location.pathname}${query ? `?${query}` : ""}`);
+  });
+  const speedToggle = byTestId("speed-toggle");
+  const showSpeed = (on) => {
+    for (const table of document.querySelectorAll("table.leaderboard")) table.classList.toggle("hide-speed", !on);
+  };
+  speedToggle.checked = localStorage.getItem("leaderboard-speed") !== "hidden";
+  showSpeed(speedToggle.checked);
+  speedToggle.addEventListener("change", () => {
+    localStorage.setItem("leaderboard-speed", speedToggle.checked ? "shown" : "hidden");
+    showSpeed(speedToggle.checked);
+  });
+
+  // Another view than the live one is asked for again when a vote is pushed (its server side
+  // recomputes it at most every half minute), at most every few seconds.
+  const variant = view.style || view.category !== "overall";
+  let refetch = null;
+  function pushed(lb) {
+    if (!variant) {
+      render(lb);
+      return;
+    }
+    if (refetch) return;
+    refetch = setTimeout(async () => {
+      refetch = null;
+      const response = await fetch(`/api/leaderboard/${location.search}`, { headers: { Accept: "application/json" } });
+      if (response.ok) render(await response.json());
+    }, 3000);
+  }
+
   let retry = 500;
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -191,7 +283,7 @@
     socket.addEventListener("open", () => { retry = 500; });
     socket.addEventListener("message", (e) => {
       const msg = JSON.parse(e.data);
-      if (msg.type === "leaderboard") render(msg.leaderboard);
+      if (msg.type === "leaderboard") pushed(msg.leaderboard);
     });
     socket.addEventListener("close", () => { setTimeout(connect, retry); retry = Math.min(retry * 2, 8000); });
   }
