@@ -70,7 +70,11 @@ DRAW_IN_STEPS = """async ([text, sizes]) => {
     document.body.append(panel);
     const column = replyColumn(panel, "a");
     const turn = (status, shown) => [{ index: 0, prompt: "p", attempt: 1, sides: { a: { status, text: shown } } }];
-    const whole = (shown) => { const div = document.createElement("div"); div.innerHTML = renderMarkdown(shown); return div; };
+    const whole = (shown) => {
+        const div = document.createElement("div");
+        div.innerHTML = renderMarkdown(shown);
+        return div;
+    };
     const drawn = () => {
         const md = panel.querySelector(".md").cloneNode(true);
         md.querySelector(".cursor")?.remove();
@@ -136,7 +140,8 @@ def test_a_text_that_does_not_extend_the_last_one_is_drawn_afresh(page, live_sta
         const { replyColumn } = await import(new URL("reply_view.js", base));
         const panel = document.createElement("div");
         const column = replyColumn(panel, "a");
-        const draw = (text) => column.draw([{ index: 0, prompt: "p", attempt: 1, sides: { a: { status: "streaming", text } } }]);
+        const draw = (text) => column.draw(
+            [{ index: 0, prompt: "p", attempt: 1, sides: { a: { status: "streaming", text } } }]);
         draw("# One\\n\\npara one\\n\\n- x\\n- y\\n\\nmore");
         draw("# Two\\n\\nanother");  // e.g. a fresh snapshot after a reconnect
         const md = panel.querySelector(".md").cloneNode(true);
