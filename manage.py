@@ -5,6 +5,10 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from config.standalone import standalone_run
+
+    if standalone_run(sys.argv):
+        return
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -25,7 +25,43 @@ marked.use({
   },
 });
 
+const sanitize = (html) => DOMPurify.sanitize(html, { FORBID_TAGS, FORBID_ATTR: ["style"] });
+
 export function renderMarkdown(text) {
-  const html = marked.parse(text || "");
-  return DOMPurify.sanitize(html, { FORBID_TAGS, FORBID_ATTR: ["style"] });
+  return sanitize(marked.parse(text || ""));
+}
+
+// How many of a growing reply's last blocks are parsed again with each new piece of text: the
+// next characters can still change the last two (a paragraph becoming a heading or a table, a
+// list going on after a blank line, text after ``` opening a code fence or not), never one
+// before them.
+const LIVE_BLOCKS = 2;
+
+// A reply that grows. `next(text)`, with `text` extending the last one, gives the sanitised HTML
+// of the blocks that this text finished (`finished`: they will not change again, draw them once)
+// and of the blocks still live (`live`: replaces the last call's). Only the text after the
+// finished blocks is parsed, so a piece of text costs the same however long the reply is.
+// Together they are what renderMarkdown gives for the same text (checked in the browser tests);
+// when a finished part's source can't be told apart exactly (e.g. a reference definition, which
+// marked keeps out of the blocks), nothing is finished yet and all of it stays live.
+export function markdownStream() {
+  let done = 0;  // characters of the text in finished blocks
+  return {
+    next(text) {
+      const rest = text.slice(done);
+      const tokens = marked.lexer(rest);
+      const solid = [];
+      tokens.forEach((token, i) => { if (token.type !== "space") solid.push(i); });
+      let split = solid.length > LIVE_BLOCKS ? solid[solid.length - LIVE_BLOCKS] : 0;
+      const source = tokens.slice(0, split).map((token) => token.raw).join("");
+      if (!rest.startsWith(source)) split = 0;
+      const part = (from, to) => {
+        const some = tokens.slice(from, to);
+        some.links = tokens.links;
+        return some.length ? sanitize(marked.parser(some)) : "";
+      };
+      if (split) done += source.length;
+      return { finished: part(0, split), live: part(split, tokens.length) };
+    },
+  };
 }

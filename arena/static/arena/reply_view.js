@@ -1,27 +1,48 @@
 // One column of replies. It keeps the elements it drew (one prompt and one reply per turn) and
-// only touches what changed: a delta re-renders that one reply, and only the blocks of it that
-// differ, so the reader can scroll up and select text while a reply streams. The column follows a
-// streaming reply only while it is scrolled to (near) its bottom.
+// only touches what changed: a delta re-parses and redraws only the last blocks of that one
+// reply (markdownStream), those before them stay as drawn, so a token costs the same at the end
+// of a long reply as at the start and the reader can scroll up and select text while it streams.
+// A reply that has ended is drawn once more from its whole text. The column follows a streaming
+// reply only while it is scrolled to (near) its bottom.
 
-import { renderMarkdown } from "./markdown.js";
+import { markdownStream, renderMarkdown } from "./markdown.js";
 
 const NEAR_BOTTOM_PX = 32;
 const NOT_STARTED = { status: "queued", text: "" };
 // Said plainly rather than leaving a reply that stops mid-sentence unexplained.
 const FILTERED_NOTE = "This model's content filter stopped the reply here.";
 
-// Replace `target`'s children by those of `html`, keeping the leading ones that are unchanged
-// (the paragraphs a streaming reply already had: a selection in them survives).
 const inert = document.implementation.createHTMLDocument("");  // parses without loading anything
-function morph(target, html) {
+function nodesOf(html) {
   const fresh = inert.createElement("div");
-  fresh.innerHTML = html;  // sanitised by renderMarkdown, parsed as in any <div>
-  const before = Array.from(target.childNodes);
-  const after = Array.from(fresh.childNodes);
+  fresh.innerHTML = html;  // sanitised by markdown.js, parsed as in any <div>
+  return Array.from(fresh.childNodes);
+}
+
+// Replace the nodes `before` (the last children of `target`) by `after`, keeping the leading ones
+// that are unchanged (the paragraphs a reply already had: a selection in them survives); returns
+// the nodes now in their place.
+function morph(target, before, after) {
   let same = 0;
   while (same < before.length && same < after.length && before[same].isEqualNode(after[same])) same++;
   for (const node of before.slice(same)) node.remove();
   target.append(...after.slice(same));
+  return [...before.slice(0, same), ...after.slice(same)];
+}
+
+// A streaming reply's new text: the blocks it finished join those drawn for good, the live ones
+// replace the last frame's.
+function streamDraw(d, text) {
+  const { finished, live } = d.stream.next(text);
+  const finishedNodes = nodesOf(finished);
+  const now = morph(d.md, d.live, [...finishedNodes, ...nodesOf(live)]);
+  d.live = now.slice(finishedNodes.length);
+}
+
+function wholeDraw(d, text) {
+  morph(d.md, Array.from(d.md.childNodes), nodesOf(text ? renderMarkdown(text) : ""));
+  d.stream = null;
+  d.live = null;
 }
 
 function turnDraw(panel, turn) {
@@ -41,7 +62,10 @@ function turnDraw(panel, turn) {
   cursor.textContent = "▍";
   bot.append(md, note);
   panel.append(user, bot);
-  return { index: turn.index, prompt: turn.prompt, attempt: null, status: null, text: null, user, bot, md, note, cursor };
+  return {
+    index: turn.index, prompt: turn.prompt, attempt: null, status: null, text: null, user, bot, md, note, cursor,
+    stream: null, live: null,  // while the reply streams: its markdownStream and the live blocks' nodes
+  };
 }
 
 // The streaming cursor sits right after the last character: inside the innermost last element
@@ -64,12 +88,15 @@ function cursorPlace(md, cursor) {
 }
 
 // Taken out before the reply is compared with its next rendering, leaving its elements exactly
-// as they were parsed (so unchanged ones still compare equal and are kept).
+// as they were parsed (so unchanged ones still compare equal and are kept). Only a text split for
+// it is joined again: normalising the reply itself could merge text nodes of different blocks.
 function cursorRemove(cursor) {
   const parent = cursor.parentNode;
   if (!parent) return;
+  const split = cursor.previousSibling && cursor.previousSibling.nodeType === Node.TEXT_NODE &&
+    cursor.nextSibling && cursor.nextSibling.nodeType === Node.TEXT_NODE;
   cursor.remove();
-  parent.normalize();
+  if (split) parent.normalize();
 }
 
 function replyUpdate(d, turn, side) {
@@ -79,9 +106,19 @@ function replyUpdate(d, turn, side) {
     d.text = null;
     d.status = null;
   }
-  if (d.text !== text) {
+  // A reply that has ended is drawn from its whole text once, even when no text came with the end.
+  if (d.text !== text || (d.stream && side.status !== "streaming")) {
     cursorRemove(d.cursor);
-    morph(d.md, text ? renderMarkdown(text) : "");
+    const grows = d.text !== null && text.startsWith(d.text);
+    if (side.status !== "streaming" || !text) wholeDraw(d, text);
+    else {
+      if (!grows || !d.stream) {  // a first frame, or text that isn't the last frame's plus more
+        wholeDraw(d, "");
+        d.stream = markdownStream();
+        d.live = [];
+      }
+      streamDraw(d, text);
+    }
     d.text = text;
   }
   const typing = side.status === "streaming" && !!text;
