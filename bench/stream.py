@@ -93,6 +93,7 @@ from stack import (
     database_reset,
     machine_ticks,
     own_cpu,
+    py_spy,
     redis_reset,
     stack_arguments,
     tree_cpu,
@@ -266,7 +267,7 @@ def profile_start(args, stack: Stack, n: int, workdir: Path) -> list[subprocess.
     for name, proc in [("web", stack.web)] + [(f"worker{i}", w) for i, w in enumerate(stack.workers)]:
         out = Path(args.profile) / f"{name}-n{n}.txt"
         procs.append(subprocess.Popen(
-            [str(Path(PY).parent / "py-spy"), "record", "--pid", str(proc.pid), "--duration", str(seconds),
+            [py_spy(), "record", "--pid", str(proc.pid), "--duration", str(seconds),
              "--rate", "200", "--format", "raw", "--nonblocking", "--gil", "--output", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ))

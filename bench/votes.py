@@ -45,6 +45,7 @@ from stack import (
     Stack,
     database_reset,
     redis_reset,
+    py_spy,
     stack_arguments,
     tree_cpu,
 )
@@ -281,7 +282,7 @@ def run(args, stack: Stack, owners: list[dict], workdir: Path, already: int) -> 
     profilers = []
     for name, target in ([("web", stack.web), ("worker", stack.workers[0])] if args.profile else []):
         profilers.append(subprocess.Popen(
-            [str(Path(PY).parent / "py-spy"), "record", "--pid", str(target.pid),
+            [py_spy(), "record", "--pid", str(target.pid),
              "--duration", str(int(args.seconds + 3)), "--rate", "200", "--format", "raw", "--nonblocking", "--gil",
              "--output", str(Path(args.profile) / f"{name}-{args.via}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
