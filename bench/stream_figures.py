@@ -6,7 +6,11 @@ from __future__ import annotations
 from figures import pct
 from stack import DATABASE_URL
 
-TARGETS = {"added_p50": 5.0, "added_p99": 30.0, "ttft_p50": 30.0}
+TARGETS = {
+    "added_p50": 5.0, "added_p99": 30.0, "ttft_p50": 30.0,
+    # Per token, per battle start and to the first token (the costs table).
+    "cpu_per_1k": 0.20, "start_cpu_ms": 5.0, "ttft_arena": 250.0,
+}
 # The protocol the models are served over, and the direct client that is the baseline.
 PROTOCOLS = {
     "tgi": "TGI's /generate_stream (direct: text_generation.AsyncClient)",
@@ -184,6 +188,7 @@ def summarise(r: dict) -> dict:
         # runs on about one core at most (the GIL), so a figure near 1 means that process is the limit.
         "web_cores": r["cpu_web"] / r["cpu_wall"], "workers_cores": (r["cpu"] - r["cpu_web"]) / r["cpu_wall"],
         "frames": a["frames"], "tokens_per_frame": a["delivered"] / max(a["frames"], 1),
+        "start_cpu_ms": r.get("start_cpu_ms"),
     }
     # TTFT, taken apart: prompt → request at the model server, and first token written → received.
     s["to_model_direct"], s["to_model_arena"] = pct(d["to_model"], 50), pct(a["to_model"], 50)
@@ -229,13 +234,37 @@ def print_row(s: dict) -> None:
         f"{s['cpu_web_per_1k']:.2f}, workers {s['cpu_per_1k'] - s['cpu_web_per_1k']:.2f}; the bench's dev servers and "
         f"clients {s['cpu_bench_per_1k']:.2f}); machine busy "
         f"{s['busy']:.0%} (outside the bench's processes {s['outside']:.0%}); cores used on average: web "
-        f"{s['web_cores']:.2f}, workers {s['workers_cores']:.2f}",
+        f"{s['web_cores']:.2f}, workers {s['workers_cores']:.2f}; web CPU per battle start "
+        f"{_ms(s['start_cpu_ms'])}",
         flush=True,
     )
     for problem in s["problems"][:5]:
         print(f"   problem: {problem}", flush=True)
     if len(s["problems"]) > 5:
         print(f"   ... and {len(s['problems']) - 5} more", flush=True)
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} ms"
+
+
+def costs_markdown(rows: list[dict]) -> str:
+    """The costs: the relay's CPU per token, the web's per battle start, the time to first token."""
+    head = (
+        f"Costs (targets: ≤ {TARGETS['cpu_per_1k']:g} CPU-s per 1000 tokens, web + worker; ≤ "
+        f"{TARGETS['start_cpu_ms']:g} ms of web CPU per battle start; first token ≤ {TARGETS['ttft_arena']:g} ms "
+        "after the prompt at the median):\n\n"
+        "| battles (streams) | CPU s / 1000 tokens: web + worker (web) | web CPU per battle start, ms "
+        "| time to first token p50 / p99 ms |\n|---|---|---|---|\n"
+    )
+    lines = [
+        f"| {label(s)} | {s['cpu_per_1k']:.2f} {'✓' if s['cpu_per_1k'] <= TARGETS['cpu_per_1k'] else '✗'} "
+        f"({s['cpu_web_per_1k']:.2f}) | "
+        + ("–" if s["start_cpu_ms"] is None else verdict(s["start_cpu_ms"], TARGETS["start_cpu_ms"]))
+        + f" | {verdict(s['ttft_arena'], TARGETS['ttft_arena'])} / {s['ttft_arena_p99']:.0f} |"
+        for s in rows
+    ]
+    return head + "\n".join(lines)
 
 
 def markdown(rows: list[dict], args) -> str:
