@@ -29,6 +29,15 @@ def reply_generate_queue(reply_id: int) -> None:
     _send(REPLY_GENERATE, reply_id=reply_id)
 
 
+def replies_generate_queue(reply_ids: list[int]) -> None:
+    """A task per reply, sent together: one Redis pipeline (kombu's publish batch) instead of a
+    client and a round trip each, on the battle's critical path."""
+    app = current_app
+    with app.producer_or_acquire() as producer, producer.batch():
+        for reply_id in reply_ids:
+            app.send_task(REPLY_GENERATE, kwargs={"reply_id": reply_id}, producer=producer)
+
+
 def models_probe_queue(*, model_ids: list[int], retries: int, countdown: float | None = None) -> None:
     _send(MODELS_PROBE, countdown=countdown, model_ids=model_ids, retries=retries)
 

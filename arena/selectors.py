@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+
 from arena.battle_rows import BattleRow, battle_row, battle_state_rows, battle_summary_rows
 from arena.clients import ClientIdentity
 from arena.errors import NotFound
@@ -81,7 +82,9 @@ def battle_replies_summary(battle: Battle | BattleRow) -> RepliesSummary:
     return RepliesSummary(last_turn=last, sides=sides, names_identity=any(row[6] for row in rows))
 
 
-def battle_now(battle: Battle | BattleRow, *, summary: RepliesSummary | None = None, voted: bool | None = None) -> BattleNow:
+def battle_now(
+    battle: Battle | BattleRow, *, summary: RepliesSummary | None = None, voted: bool | None = None
+) -> BattleNow:
     """The battle as its rules (arena.rules) see it; reads what isn't given."""
     summary = summary or battle_replies_summary(battle)
     if voted is None:
@@ -155,7 +158,9 @@ def battle_state_for_client(
         "battle": str(battle.id), "turns": state_turns, "voted": battle.voted, "controls": controls,
     }
     if battle.voted:
-        state["reveal"] = {"outcome": battle.vote_outcome, "model_a": battle.model_a_name, "model_b": battle.model_b_name}
+        state["reveal"] = {
+            "outcome": battle.vote_outcome, "model_a": battle.model_a_name, "model_b": battle.model_b_name,
+        }
     return state
 
 

@@ -186,7 +186,7 @@ class Stack:
         web_workers = ["--workers", str(self.args.web_workers)] if self.args.web_workers > 1 else []
         self.web = self._spawn("web", [
             PY, "-m", "uvicorn", self.args.asgi, "--host", "127.0.0.1", "--port", str(self.port),
-            "--loop", "uvloop", "--http", "httptools", "--ws-max-size", "262144",
+            "--loop", "uvloop", "--http", "httptools", "--ws-max-size", "262144", "--ws-per-message-deflate", "false",
             "--timeout-graceful-shutdown", "5", *web_workers,
         ], env=self.env | dict(kv.split("=", 1) for kv in getattr(self.args, "web_env", [])))
 

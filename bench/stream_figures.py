@@ -102,8 +102,12 @@ def analyse_arena(result: dict, emitted: dict, published: dict) -> dict:
     lat, ttft, delivered, expected, problems, frames_n, to_model, first_lat = [], [], 0, 0, [], 0, [], []
     worker_part, web_part, timed, windows = [], [], [], []
     out_of_order = 0
-    battle_ids = []
+    battle_ids, to_state = [], []
     for b in result["battles"]:
+        # The web's part of the time to first token: the battle created, its replies queued, its state read.
+        state_at = next((at for at, f in b["frames"] if f["type"] == "state"), None)
+        if state_at is not None:
+            to_state.append((state_at - b["sent"]) * 1000)
         ids = [f["battle"] for _, f in b["frames"] if "battle" in f and isinstance(f.get("battle"), str)]
         ids += [f["state"]["battle"] for _, f in b["frames"] if f["type"] == "state" and f.get("state")]
         b["battle_id"] = ids[0] if ids else None
@@ -167,7 +171,8 @@ def analyse_arena(result: dict, emitted: dict, published: dict) -> dict:
                 ttft.append((first - b["sent"]) * 1000)
     return {"lat": lat, "ttft": ttft, "delivered": delivered, "expected": expected, "problems": problems,
             "frames": frames_n, "gaps": out_of_order, "to_model": to_model, "first": first_lat,
-            "worker_part": worker_part, "web_part": web_part, "durations": durations, **steady(timed, windows)}
+            "worker_part": worker_part, "web_part": web_part, "durations": durations, "to_state": to_state,
+            **steady(timed, windows)}
 
 
 def summarise(r: dict) -> dict:
@@ -193,6 +198,7 @@ def summarise(r: dict) -> dict:
     # TTFT, taken apart: prompt → request at the model server, and first token written → received.
     s["to_model_direct"], s["to_model_arena"] = pct(d["to_model"], 50), pct(a["to_model"], 50)
     s["first_direct"], s["first_arena"] = pct(d["first"], 50), pct(a["first"], 50)
+    s["to_state"] = pct(a["to_state"], 50)
     # The arena's per-token latency, taken apart where each delta passes through Redis.
     s["worker_p50"], s["worker_p99"] = pct(a["worker_part"], 50), pct(a["worker_part"], 99)
     s["web_p50"], s["web_p99"] = pct(a["web_part"], 50), pct(a["web_part"], 99)
@@ -225,7 +231,8 @@ def print_row(s: dict) -> None:
         f"{s['web_p99']:.1f}]; once all streams had started ({s['steady_streams']} streams still running, "
         f"{s['steady_tokens']} tokens): added p50 {s['steady_p50'] - s['steady_direct_p50']:.1f} / p99 "
         f"{s['steady_p99'] - s['steady_direct_p99']:.1f} ms; TTFT direct {s['ttft_direct']:.0f} ms, "
-        f"arena {s['ttft_arena']:.0f} ms (p99 {s['ttft_arena_p99']:.0f}) → +{s['ttft_over']:.0f} ms [prompt → model "
+        f"arena {s['ttft_arena']:.0f} ms (p99 {s['ttft_arena_p99']:.0f}) → +{s['ttft_over']:.0f} ms [prompt → state "
+        f"{s['to_state']:.0f} ms, prompt → model "
         f"{s['to_model_direct']:.0f} → {s['to_model_arena']:.0f} ms, first token → client {s['first_direct']:.1f} → "
         f"{s['first_arena']:.1f} ms]; worker time per reply p50 {s['duration_p50'] / 1000:.2f} s (max "
         f"{s['duration_max'] / 1000:.2f} s); tokens "

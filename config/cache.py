@@ -2,12 +2,13 @@
 
 Django keeps a cache object per async context, so under ASGI every websocket got a cache of its
 own, with its own connection pool: its first cache call opened a Redis connection (redis-py reads
-its package metadata for each, about 1 ms of CPU), and each call built a client. One shared
-thread-safe pool per process, as redis-py intends.
+its package metadata for each, about 1 ms of CPU), and every call built a client. One shared,
+thread-safe client per process instead, as redis-py intends.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -15,38 +16,38 @@ from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from django.utils.functional import cached_property
 
 _LOCK = threading.Lock()
-_CLIENTS: dict[tuple[str, ...], ProcessRedisCacheClient] = {}
+_CLIENTS: dict[tuple[str, str], ProcessRedisCacheClient] = {}
 
 
 class ProcessRedisCacheClient(RedisCacheClient):
-    """Keeps one `redis.Redis` per server instead of making one for every call."""
+    """Keeps the `redis.Redis` it makes (one server) instead of making one for every call."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._redis_clients: dict[int, Any] = {}
+    def __init__(self, servers: list[str], **options: Any) -> None:
+        super().__init__(servers, **options)
+        self._single_server = len(servers) == 1
+        self._redis: Any = None
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
-        index = self._get_connection_pool_index(write)
-        client = self._redis_clients.get(index)
-        if client is None:
+        if not self._single_server:  # reads go to a replica drawn at random: leave them to Django
+            return super().get_client(key, write=write)
+        if self._redis is None:
             with _LOCK:
-                client = self._redis_clients.get(index)
-                if client is None:
-                    client = self._client(connection_pool=self._get_connection_pool(write))
-                    self._redis_clients[index] = client
-        return client
+                if self._redis is None:
+                    self._redis = super().get_client(key, write=True)
+        return self._redis
 
 
 class ProcessRedisCache(RedisCache):
-    def __init__(self, server: Any, params: dict[str, Any]) -> None:
+    def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
         super().__init__(server, params)
-        self._class = ProcessRedisCacheClient
+        self._process_servers = re.split("[;,]", server) if isinstance(server, str) else list(server)
+        self._process_options: dict[str, Any] = params.get("OPTIONS", {})
 
     @cached_property
     def _cache(self) -> ProcessRedisCacheClient:
-        key = (*self._servers, repr(sorted(self._options.items())))
+        key = (",".join(self._process_servers), repr(sorted(self._process_options.items())))
         with _LOCK:
             client = _CLIENTS.get(key)
             if client is None:
-                client = _CLIENTS[key] = self._class(self._servers, **self._options)
+                client = _CLIENTS[key] = ProcessRedisCacheClient(self._process_servers, **self._process_options)
         return client

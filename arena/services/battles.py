@@ -118,12 +118,11 @@ def _reply_copy_forward(reply: Reply, *, attempt: int) -> Reply:
 
 def _replies_queue(turn: Turn, *, sides: tuple[str, ...]) -> None:
     battle = turn.battle
+    models = {"a": battle.model_a_id, "b": battle.model_b_id}
     replies = Reply.objects.bulk_create([  # one INSERT for both sides
-        Reply(turn=turn, side=side, attempt=turn.attempt, model_id=battle.model_a_id if side == "a" else battle.model_b_id)
-        for side in sides
+        Reply(turn=turn, side=side, attempt=turn.attempt, model_id=models[side]) for side in sides
     ])
-    for reply in replies:
-        transaction.on_commit(functools.partial(queue.reply_generate_queue, reply.id))
+    transaction.on_commit(functools.partial(queue.replies_generate_queue, [reply.id for reply in replies]))
 
 
 @transaction.atomic

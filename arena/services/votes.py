@@ -47,7 +47,8 @@ def vote_cast(
     try:
         with transaction.atomic():
             vote = Vote.objects.create(
-                battle_id=battle.id, outcome=outcome, client_id=client.client_id, identity_flagged=replies.names_identity
+                battle_id=battle.id, outcome=outcome, client_id=client.client_id,
+                identity_flagged=replies.names_identity,
             )
     except IntegrityError:
         raise NotAllowed("This battle already has a vote.") from None
