@@ -256,7 +256,8 @@ class _Relay:
             hold = self.window - (time.monotonic() - self.last_flush)
             if hold > 0 and not self.ended and not self.full.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.full.wait(), hold)
+                    async with asyncio.timeout(hold):  # a timer, not wait_for's task per delta
+                        await self.full.wait()
             await self._flush()
 
     async def _flush(self) -> None:
