@@ -44,4 +44,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
     CMD ["python", "/app/docker/healthcheck.py"]
 
-CMD ["uvicorn", "config.asgi:application", "--host=0.0.0.0", "--port=8000", "--proxy-headers", "--ws-max-size=262144", "--timeout-graceful-shutdown=20"]
+CMD ["uvicorn", "config.asgi:application", "--host=0.0.0.0", "--port=8000", "--proxy-headers", "--ws-max-size=262144", "--ws-per-message-deflate=false", "--timeout-graceful-shutdown=20"]

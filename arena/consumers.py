@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import TypeGuard
 
 from asgiref.sync import sync_to_async
@@ -29,7 +30,7 @@ from django.db import close_old_connections
 from arena import events, metrics, selectors, services
 from arena.access import leaderboard_members_only, member_still_signed_in, members_required
 from arena.clients import ClientIdentity, client_identity, client_ip
-from arena.errors import ArenaError
+from arena.errors import ArenaError, NotFound
 from arena.live import live_text
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,16 @@ class DirectDispatch:
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+
+def _battle_id_check(battle_id: str) -> None:
+    """NotFound unless it is a battle id as the server writes them (a group's name is made of it)."""
+    try:
+        canonical = str(uuid.UUID(battle_id))
+    except ValueError:
+        canonical = ""
+    if canonical != battle_id:
+        raise NotFound("This battle doesn't exist or isn't yours.")
 
 
 def _turn_seen(frame: dict) -> tuple[int, int] | None:
@@ -204,11 +215,25 @@ class ArenaConsumer(SocketsCounted, DirectDispatch, AsyncWebsocketConsumer):
         battle_id = frame.get("battle")
         if not isinstance(battle_id, str):
             raise ArenaError("join needs a battle id.")
-        await self._state_check(battle_id)
+        if battle_id == self.battle_id:
+            await self._send_state()
+            return
+        _battle_id_check(battle_id)
         # Join the group before reading the snapshot: every delta is then either in the snapshot
         # or delivered afterwards (the browser drops the overlap by offset), so nothing is lost.
-        await self._follow(battle_id)
-        await self._send_state()
+        # The snapshot's read is the ownership check too: a battle that isn't this client's is
+        # left at once, and nothing of it is forwarded meanwhile, since the socket doesn't follow it.
+        group = events.battle_group(battle_id)
+        await self.channel_layer.group_add(group, self.channel_name)
+        try:
+            state = await self._state(battle_id)
+        except BaseException:
+            await self.channel_layer.group_discard(group, self.channel_name)
+            raise
+        if self.battle_id:
+            await self.channel_layer.group_discard(events.battle_group(self.battle_id), self.channel_name)
+        self.battle_id = battle_id
+        await self.send(json.dumps({"type": "state", "state": state}))
 
     async def _do_new_round(self, frame: dict) -> None:
         await self._follow(None)
@@ -254,14 +279,11 @@ class ArenaConsumer(SocketsCounted, DirectDispatch, AsyncWebsocketConsumer):
         if battle_id:
             await self.channel_layer.group_add(events.battle_group(battle_id), self.channel_name)
 
-    async def _state_check(self, battle_id: str) -> None:
-        """Is it this client's battle? (NotFound if not; the state itself is read after joining.)"""
-        await db(selectors.battle_check_for_client)(battle_id=battle_id, client=self.client)
+    async def _state(self, battle_id: str | None) -> dict:
+        return await db(selectors.battle_state_for_client)(battle_id=battle_id, client=self.client, live_text=live_text)
 
     async def _send_state(self) -> None:
-        state = await db(selectors.battle_state_for_client)(
-            battle_id=self.battle_id, client=self.client, live_text=live_text
-        )
+        state = await self._state(self.battle_id)
         await self.send(json.dumps({"type": "state", "state": state}))
 
     async def _error(self, code: str, message: str, action: str | None = None) -> None:

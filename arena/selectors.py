@@ -9,8 +9,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, F
+from django.db.models import Count
 
+from arena.battle_rows import BattleRow, battle_row, battle_state_rows, battle_summary_rows
 from arena.categories import OVERALL
 from arena.clients import ClientIdentity
 from arena.errors import NotFound
@@ -29,6 +30,11 @@ def models_drawable() -> list[ChatModel]:
     return list(_drawable())
 
 
+def models_drawable_weights() -> list[tuple[int, float]]:
+    """(id, weight) of every drawable model: what a draw needs, no rows built."""
+    return list(_drawable().values_list("id", "weight"))
+
+
 def models_available() -> bool:
     """Whether a new battle can start: at least two drawable models (one small query, no rows built)."""
     return _drawable()[:2].count() >= 2
@@ -39,13 +45,6 @@ def _battle_uuid(battle_id) -> uuid.UUID:
         return uuid.UUID(str(battle_id))
     except ValueError:
         raise NotFound("This battle doesn't exist or isn't yours.") from None
-
-
-def battle_check_for_client(*, battle_id, client: ClientIdentity) -> None:
-    """NotFound unless the battle exists and is this client's (one indexed lookup, no rows built)."""
-    battle_id = _battle_uuid(battle_id)
-    if not Battle.objects.filter(id=battle_id, client_id=client.client_id).exists():
-        raise NotFound("This battle doesn't exist or isn't yours.")
 
 
 def battle_get_for_client(
@@ -77,12 +76,8 @@ class RepliesSummary:
     names_identity: bool  # whether any reply of the battle named a model or vendor
 
 
-def battle_replies_summary(battle: Battle) -> RepliesSummary:
-    rows = list(
-        Reply.objects.filter(turn__battle=battle).values_list(
-            "turn__index", "turn__attempt", "attempt", "side", "status", "failure_kind", "names_identity"
-        )
-    )
+def battle_replies_summary(battle: Battle | BattleRow) -> RepliesSummary:
+    rows = battle_summary_rows(battle.id)
     last = max(((row[0], row[1]) for row in rows), default=None)
     sides = {
         side: SideNow(status, kind) for index, _, attempt, side, status, kind, _ in rows if (index, attempt) == last
@@ -90,7 +85,9 @@ def battle_replies_summary(battle: Battle) -> RepliesSummary:
     return RepliesSummary(last_turn=last, sides=sides, names_identity=any(row[6] for row in rows))
 
 
-def battle_now(battle: Battle, *, summary: RepliesSummary | None = None, voted: bool | None = None) -> BattleNow:
+def battle_now(
+    battle: Battle | BattleRow, *, summary: RepliesSummary | None = None, voted: bool | None = None
+) -> BattleNow:
     """The battle as its rules (arena.rules) see it; reads what isn't given."""
     summary = summary or battle_replies_summary(battle)
     if voted is None:
@@ -101,6 +98,15 @@ def battle_now(battle: Battle, *, summary: RepliesSummary | None = None, voted: 
         sides=summary.sides,
         max_turns=settings.ARENA_MAX_TURNS,
     )
+
+
+def battle_row_for_client(*, battle_id: uuid.UUID | str, client: ClientIdentity, for_update: bool = False) -> BattleRow:
+    """The client's battle as a plain row with its models' names and its vote (another client's
+    looks missing); see `battle_rows.battle_row` for `for_update`."""
+    row = battle_row(battle_id=_battle_uuid(battle_id), client_id=client.client_id, for_update=for_update)
+    if row is None:
+        raise NotFound("This battle doesn't exist or isn't yours.")
+    return row
 
 
 def battle_has_vote(battle: Battle) -> bool:
@@ -117,17 +123,9 @@ def battle_state_for_client(
 
     `live_text(stream_id) -> str` supplies the text so far of a reply still streaming.
     """
-    battle = battle_get_for_client(battle_id=battle_id, client=client, with_vote=True)
-    vote = battle.vote if battle_has_vote(battle) else None
+    battle = battle_row_for_client(battle_id=battle_id, client=client)
     # One query, plain tuples: every turn's current replies (a turn is created with its replies).
-    rows = (
-        Reply.objects.filter(turn__battle=battle, attempt=F("turn__attempt"))
-        .order_by("turn__index", "side")
-        .values_list(
-            "stream_id", "turn__index", "turn__attempt", "turn__prompt", "side", "status", "text",
-            "failure_reason", "failure_kind", "token_count", "finish_reason", "ttft_ms", "duration_ms",
-        )
-    )
+    rows = battle_state_rows(battle.id)
     state_turns: list[dict[str, Any]] = []
     for (
         stream_id, index, attempt, prompt, side, status, text, reason, kind, tokens, finish_reason, ttft_ms,
@@ -157,13 +155,15 @@ def battle_state_for_client(
         if last else {},
         names_identity=False,  # not a rule's concern
     )
-    now = battle_now(battle, summary=summary, voted=vote is not None)
-    controls = controls_closed() if vote is not None else battle_controls(now)
+    now = battle_now(battle, summary=summary, voted=battle.voted)
+    controls = controls_closed() if battle.voted else battle_controls(now)
     state: dict[str, Any] = {
-        "battle": str(battle.id), "turns": state_turns, "voted": vote is not None, "controls": controls,
+        "battle": str(battle.id), "turns": state_turns, "voted": battle.voted, "controls": controls,
     }
-    if vote is not None:
-        state["reveal"] = {"outcome": vote.outcome, "model_a": battle.model_a.name, "model_b": battle.model_b.name}
+    if battle.voted:
+        state["reveal"] = {
+            "outcome": battle.vote_outcome, "model_a": battle.model_a_name, "model_b": battle.model_b_name,
+        }
     return state
 
 

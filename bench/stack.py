@@ -8,6 +8,7 @@ import contextlib
 import os
 import resource
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/arena_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def py_spy() -> str:
+    """py-spy from PATH (e.g. installed in a virtualenv of its own), else beside this Python."""
+    return shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
 
 
 def free_port() -> int:
@@ -180,7 +186,7 @@ class Stack:
         web_workers = ["--workers", str(self.args.web_workers)] if self.args.web_workers > 1 else []
         self.web = self._spawn("web", [
             PY, "-m", "uvicorn", self.args.asgi, "--host", "127.0.0.1", "--port", str(self.port),
-            "--loop", "uvloop", "--http", "httptools", "--ws-max-size", "262144",
+            "--loop", "uvloop", "--http", "httptools", "--ws-max-size", "262144", "--ws-per-message-deflate", "false",
             "--timeout-graceful-shutdown", "5", *web_workers,
         ], env=self.env | dict(kv.split("=", 1) for kv in getattr(self.args, "web_env", [])))
 

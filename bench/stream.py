@@ -93,13 +93,14 @@ from stack import (
     database_reset,
     machine_ticks,
     own_cpu,
+    py_spy,
     redis_reset,
     stack_arguments,
     tree_cpu,
     wait_for,
 )
 from stream_clients import PHASE_DEADLINE, clients_main, monitor_main
-from stream_figures import analyse_arena, analyse_direct, markdown, print_row, summarise
+from stream_figures import analyse_arena, analyse_direct, costs_markdown, markdown, print_row, summarise
 
 sys.path.insert(0, str(ROOT))
 
@@ -231,8 +232,10 @@ def run_n(n: int, args, stack: Stack, urls: list[str], log: EmissionLog, workdir
     cpu0, (tot0, idle0), mine0 = tree_cpu(stack.pids), machine_ticks(), own_cpu()
     web0 = tree_cpu([stack.web.pid])
     t0 = time.monotonic()
-    arena_raw = run_clients({**common, "mode": "arena", "prompts": prompts, "base_url": f"http://127.0.0.1:{stack.port}"},
+    arena_raw = run_clients({**common, "mode": "arena", "prompts": prompts, "base_url": f"http://127.0.0.1:{stack.port}",
+                             "web_pid": stack.web.pid if args.web_workers == 1 else None, "steady": args.steady},
                             workdir)
+    start_cpu = arena_raw.pop("start_cpu", None)
     wall = time.monotonic() - t0
     for proc in profilers:
         proc.wait(timeout=60)
@@ -245,6 +248,7 @@ def run_n(n: int, args, stack: Stack, urls: list[str], log: EmissionLog, workdir
         "n": n, "streams": 2 * n, "rounds": rounds, "steady": args.steady, "protocol": args.protocol,
         "direct": direct, "arena": arena,
         "cpu": cpu1 - cpu0, "wall": wall,
+        "start_cpu_ms": None if start_cpu is None else start_cpu / (n * rounds) * 1000,
         "cpu_web": web1 - web0, "cpu_bench": (mine1 - mine0) - (cpu1 - cpu0), "cpu_wall": wall,
         "busy": 1 - (idle1 - idle0) / max(tot1 - tot0, 1),
         # Everything else on the machine (other programs, and Redis and PostgreSQL, which serve them too).
@@ -266,7 +270,7 @@ def profile_start(args, stack: Stack, n: int, workdir: Path) -> list[subprocess.
     for name, proc in [("web", stack.web)] + [(f"worker{i}", w) for i, w in enumerate(stack.workers)]:
         out = Path(args.profile) / f"{name}-n{n}.txt"
         procs.append(subprocess.Popen(
-            [str(Path(PY).parent / "py-spy"), "record", "--pid", str(proc.pid), "--duration", str(seconds),
+            [py_spy(), "record", "--pid", str(proc.pid), "--duration", str(seconds),
              "--rate", "200", "--format", "raw", "--nonblocking", "--gil", "--output", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ))
@@ -351,6 +355,8 @@ def main() -> None:
             time.sleep(1)
     print()
     print(markdown(rows, args))
+    print()
+    print(costs_markdown(rows))
     if args.keep_logs or not all(r["ok"] for r in rows):
         print(f"\nThe processes' logs are in {logs}", flush=True)
     else:

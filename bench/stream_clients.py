@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -83,10 +84,48 @@ async def _session_cookie(session, base_url: str) -> str:
     return session.cookie_jar.filter_cookies(base_url)["sessionid"].value
 
 
-async def _battle(ws, prompt: str, start_at: float, deadline: float) -> dict:
+def process_cpu(pid: int) -> float:
+    """CPU seconds (utime + stime) a process has used so far, from /proc."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class StartWindows:
+    """The web's CPU over each round's battle starts: from the round's first prompt sent to its
+    last `state` frame received (every battle created, its replies queued, its state read). The
+    deltas of battles already streaming are forwarded meanwhile too, so it is an upper bound."""
+
+    def __init__(self, pid: int | None, n: int) -> None:
+        self.pid, self.n = pid, n
+        self.rounds: dict[int, list] = {}  # round: [cpu at first send, cpu at last state, states awaited]
+
+    def sent(self, r: int) -> None:
+        if self.pid and r not in self.rounds:
+            self.rounds[r] = [process_cpu(self.pid), None, self.n]
+
+    def state(self, r: int) -> None:
+        window = self.rounds.get(r)
+        if window is not None:
+            window[2] -= 1
+            if window[2] == 0:
+                window[1] = process_cpu(self.pid)
+
+    def cpu(self) -> float | None:
+        """Web CPU seconds over every round's starts; None unless every round's states all came, or
+        with fewer than 20 battles in a round (/proc counts CPU in 10 ms ticks)."""
+        if self.n < 20 or not self.rounds or any(w[1] is None for w in self.rounds.values()):
+            return None
+        return sum(w[1] - w[0] for w in self.rounds.values())
+
+
+async def _battle(ws, prompt: str, start_at: float, deadline: float, starts: StartWindows | None = None,
+                  r: int = 0) -> dict:
     """One battle on an open socket: send the prompt, record every frame until both sides end."""
     await asyncio.sleep(max(start_at - time.monotonic(), 0))
     out: dict = {"sent": time.monotonic(), "frames": [], "error": None}
+    if starts:
+        starts.sent(r)
     await ws.send(json.dumps({"action": "prompt", "battle": None, "text": prompt}))
     ended: set[str] = set()
     try:
@@ -95,6 +134,8 @@ async def _battle(ws, prompt: str, start_at: float, deadline: float) -> dict:
             received = time.monotonic()
             frame = json.loads(raw)
             out["frames"].append((received, frame))
+            if frame["type"] == "state" and starts and len(out["frames"]) == 1:
+                starts.state(r)
             if frame["type"] in ("done", "failed"):
                 ended.add(frame["side"])
             elif frame["type"] == "error":
@@ -154,12 +195,15 @@ async def clients_main(plan: dict) -> dict:
             sockets[i] = await connect(ws_url, origin=base_url, additional_headers={"Cookie": f"sessionid={cookie}"},
                                        max_size=2**22, open_timeout=30, ping_interval=None)
 
+    # Kept running (--steady), the rounds overlap: the starts are measured in bursts only.
+    starts = StartWindows(None if plan.get("steady") else plan.get("web_pid"), n)
+
     async def lane(i: int) -> list[dict]:
         out = []
         for r in range(rounds):
             j = r * n + i
             at = start + ramp * i / n if r == 0 else time.monotonic() + 0.3
-            out.append({"tag": tags[j], **await _battle(sockets[i], plan["prompts"][j], at, deadline)})
+            out.append({"tag": tags[j], **await _battle(sockets[i], plan["prompts"][j], at, deadline, starts, r)})
         return out
 
     await asyncio.wait_for(asyncio.gather(*(open_one(i) for i in range(n))), 120)
@@ -169,7 +213,7 @@ async def clients_main(plan: dict) -> dict:
         lanes = await asyncio.gather(*(lane(i) for i in range(n)))
     finally:
         await asyncio.gather(*(ws.close() for ws in sockets if ws is not None), return_exceptions=True)
-    return {"battles": [battle for battles in lanes for battle in battles]}
+    return {"battles": [battle for battles in lanes for battle in battles], "start_cpu": starts.cpu()}
 
 
 async def monitor_main(out_path: str) -> None:

@@ -6,7 +6,11 @@ from __future__ import annotations
 from figures import pct
 from stack import DATABASE_URL
 
-TARGETS = {"added_p50": 5.0, "added_p99": 30.0, "ttft_p50": 30.0}
+TARGETS = {
+    "added_p50": 5.0, "added_p99": 30.0, "ttft_p50": 30.0,
+    # Per token, per battle start and to the first token (the costs table).
+    "cpu_per_1k": 0.20, "start_cpu_ms": 5.0, "ttft_arena": 250.0,
+}
 # The protocol the models are served over, and the direct client that is the baseline.
 PROTOCOLS = {
     "tgi": "TGI's /generate_stream (direct: text_generation.AsyncClient)",
@@ -98,8 +102,12 @@ def analyse_arena(result: dict, emitted: dict, published: dict) -> dict:
     lat, ttft, delivered, expected, problems, frames_n, to_model, first_lat = [], [], 0, 0, [], 0, [], []
     worker_part, web_part, timed, windows = [], [], [], []
     out_of_order = 0
-    battle_ids = []
+    battle_ids, to_state = [], []
     for b in result["battles"]:
+        # The web's part of the time to first token: the battle created, its replies queued, its state read.
+        state_at = next((at for at, f in b["frames"] if f["type"] == "state"), None)
+        if state_at is not None:
+            to_state.append((state_at - b["sent"]) * 1000)
         ids = [f["battle"] for _, f in b["frames"] if "battle" in f and isinstance(f.get("battle"), str)]
         ids += [f["state"]["battle"] for _, f in b["frames"] if f["type"] == "state" and f.get("state")]
         b["battle_id"] = ids[0] if ids else None
@@ -163,7 +171,8 @@ def analyse_arena(result: dict, emitted: dict, published: dict) -> dict:
                 ttft.append((first - b["sent"]) * 1000)
     return {"lat": lat, "ttft": ttft, "delivered": delivered, "expected": expected, "problems": problems,
             "frames": frames_n, "gaps": out_of_order, "to_model": to_model, "first": first_lat,
-            "worker_part": worker_part, "web_part": web_part, "durations": durations, **steady(timed, windows)}
+            "worker_part": worker_part, "web_part": web_part, "durations": durations, "to_state": to_state,
+            **steady(timed, windows)}
 
 
 def summarise(r: dict) -> dict:
@@ -184,10 +193,12 @@ def summarise(r: dict) -> dict:
         # runs on about one core at most (the GIL), so a figure near 1 means that process is the limit.
         "web_cores": r["cpu_web"] / r["cpu_wall"], "workers_cores": (r["cpu"] - r["cpu_web"]) / r["cpu_wall"],
         "frames": a["frames"], "tokens_per_frame": a["delivered"] / max(a["frames"], 1),
+        "start_cpu_ms": r.get("start_cpu_ms"),
     }
     # TTFT, taken apart: prompt → request at the model server, and first token written → received.
     s["to_model_direct"], s["to_model_arena"] = pct(d["to_model"], 50), pct(a["to_model"], 50)
     s["first_direct"], s["first_arena"] = pct(d["first"], 50), pct(a["first"], 50)
+    s["to_state"] = pct(a["to_state"], 50)
     # The arena's per-token latency, taken apart where each delta passes through Redis.
     s["worker_p50"], s["worker_p99"] = pct(a["worker_part"], 50), pct(a["worker_part"], 99)
     s["web_p50"], s["web_p99"] = pct(a["web_part"], 50), pct(a["web_part"], 99)
@@ -220,7 +231,8 @@ def print_row(s: dict) -> None:
         f"{s['web_p99']:.1f}]; once all streams had started ({s['steady_streams']} streams still running, "
         f"{s['steady_tokens']} tokens): added p50 {s['steady_p50'] - s['steady_direct_p50']:.1f} / p99 "
         f"{s['steady_p99'] - s['steady_direct_p99']:.1f} ms; TTFT direct {s['ttft_direct']:.0f} ms, "
-        f"arena {s['ttft_arena']:.0f} ms (p99 {s['ttft_arena_p99']:.0f}) → +{s['ttft_over']:.0f} ms [prompt → model "
+        f"arena {s['ttft_arena']:.0f} ms (p99 {s['ttft_arena_p99']:.0f}) → +{s['ttft_over']:.0f} ms [prompt → state "
+        f"{s['to_state']:.0f} ms, prompt → model "
         f"{s['to_model_direct']:.0f} → {s['to_model_arena']:.0f} ms, first token → client {s['first_direct']:.1f} → "
         f"{s['first_arena']:.1f} ms]; worker time per reply p50 {s['duration_p50'] / 1000:.2f} s (max "
         f"{s['duration_max'] / 1000:.2f} s); tokens "
@@ -229,13 +241,37 @@ def print_row(s: dict) -> None:
         f"{s['cpu_web_per_1k']:.2f}, workers {s['cpu_per_1k'] - s['cpu_web_per_1k']:.2f}; the bench's dev servers and "
         f"clients {s['cpu_bench_per_1k']:.2f}); machine busy "
         f"{s['busy']:.0%} (outside the bench's processes {s['outside']:.0%}); cores used on average: web "
-        f"{s['web_cores']:.2f}, workers {s['workers_cores']:.2f}",
+        f"{s['web_cores']:.2f}, workers {s['workers_cores']:.2f}; web CPU per battle start "
+        f"{_ms(s['start_cpu_ms'])}",
         flush=True,
     )
     for problem in s["problems"][:5]:
         print(f"   problem: {problem}", flush=True)
     if len(s["problems"]) > 5:
         print(f"   ... and {len(s['problems']) - 5} more", flush=True)
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} ms"
+
+
+def costs_markdown(rows: list[dict]) -> str:
+    """The costs: the relay's CPU per token, the web's per battle start, the time to first token."""
+    head = (
+        f"Costs (targets: ≤ {TARGETS['cpu_per_1k']:g} CPU-s per 1000 tokens, web + worker; ≤ "
+        f"{TARGETS['start_cpu_ms']:g} ms of web CPU per battle start; first token ≤ {TARGETS['ttft_arena']:g} ms "
+        "after the prompt at the median):\n\n"
+        "| battles (streams) | CPU s / 1000 tokens: web + worker (web) | web CPU per battle start, ms "
+        "| time to first token p50 / p99 ms |\n|---|---|---|---|\n"
+    )
+    lines = [
+        f"| {label(s)} | {s['cpu_per_1k']:.2f} {'✓' if s['cpu_per_1k'] <= TARGETS['cpu_per_1k'] else '✗'} "
+        f"({s['cpu_web_per_1k']:.2f}) | "
+        + ("–" if s["start_cpu_ms"] is None else verdict(s["start_cpu_ms"], TARGETS["start_cpu_ms"]))
+        + f" | {verdict(s['ttft_arena'], TARGETS['ttft_arena'])} / {s['ttft_arena_p99']:.0f} |"
+        for s in rows
+    ]
+    return head + "\n".join(lines)
 
 
 def markdown(rows: list[dict], args) -> str:

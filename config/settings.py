@@ -287,7 +287,7 @@ STORAGES = {
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "config.cache.ProcessRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "arena",
     }

@@ -325,7 +325,8 @@ def _chunk_parts(chunk: object) -> tuple[str, str | None, dict[str, Any] | None]
 async def _within(deadline: float, step: Awaitable[_T]) -> _T:
     """Await one step of the answer within the reply's total timeout."""
     try:
-        return await asyncio.wait_for(step, timeout=max(deadline - time.monotonic(), 0.001))
+        async with asyncio.timeout(max(deadline - time.monotonic(), 0.001)):  # a timer, not a task per chunk
+            return await step
     except TimeoutError as exc:
         raise GenerationFailure(FailureKind.TIMEOUT, "The model took too long to answer.") from exc
 

@@ -113,7 +113,8 @@ def main() -> None:
     commands["Celery beat"] = [PY, "-m", "celery", "-A", "config", "beat", "--loglevel", "warning",
                                "--schedule", str(ROOT / ".celerybeat-schedule")]
     commands[f"web server (:{port})"] = [PY, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-                                         "--port", port, "--ws-max-size", "262144"]
+                                         "--port", port, "--ws-max-size", "262144",
+                                         "--ws-per-message-deflate", "false"]
     print(f"\nArena is running on http://127.0.0.1:{port}  (admin: /admin/, Ctrl-C stops everything)\n", flush=True)
     supervise(commands)
 

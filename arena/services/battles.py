@@ -12,9 +12,9 @@ from django.db import transaction
 from arena import queue, sampling
 from arena.clients import ClientIdentity
 from arena.errors import ArenaError, NoModelsAvailable, NotAllowed
-from arena.models import Battle, ChatModel, Reply, Turn, Vote
+from arena.models import Battle, Reply, Turn, Vote
 from arena.rules import regenerate_refusal, send_refusal
-from arena.selectors import battle_get_for_client, battle_now, models_drawable, pairing_current
+from arena.selectors import battle_get_for_client, battle_now, models_drawable_weights, pairing_current
 from arena.services.counting import leaderboard_rebuild_schedule
 from arena.services.limits import rate_limit
 from arena.text import prompt_clean
@@ -33,7 +33,7 @@ def battle_start(*, client: ClientIdentity, text: object) -> Turn:
         "battle", client, limit=settings.ARENA_BATTLES_PER_MINUTE, window_seconds=60,
         message="You're starting battles too quickly; wait a minute and try again.",
     )
-    candidates = models_drawable()
+    candidates = models_drawable_weights()
     try:
         draw = _pair_draw(candidates)
     except ValueError:
@@ -42,7 +42,7 @@ def battle_start(*, client: ClientIdentity, text: object) -> Turn:
             "Please try again later."
         ) from None
     battle = Battle.objects.create(
-        model_a=candidates[draw.a], model_b=candidates[draw.b], client_id=client.client_id,
+        model_a_id=candidates[draw.a][0], model_b_id=candidates[draw.b][0], client_id=client.client_id,
         ip_hash=client.ip_hash, draw_probability=draw.probability, draw_pairs=draw.pairs,
     )
     turn = Turn.objects.create(battle=battle, index=0, prompt=prompt)
@@ -50,13 +50,13 @@ def battle_start(*, client: ClientIdentity, text: object) -> Turn:
     return turn
 
 
-def _pair_draw(candidates: list[ChatModel]) -> sampling.Draw:
-    """Two of the candidates by ARENA_SAMPLING (ValueError with fewer than two)."""
+def _pair_draw(candidates: list[tuple[int, float]]) -> sampling.Draw:
+    """Two of the candidates, (id, weight) each, by ARENA_SAMPLING (ValueError with fewer than two)."""
     policy = settings.ARENA_SAMPLING
     state = pairing_current()
-    ids = [m.id for m in candidates]
+    ids = [model_id for model_id, _ in candidates]
     weights = sampling.boosted_weights(
-        [m.weight for m in candidates], [state.votes.get(i, 0) for i in ids], settings.ARENA_NEW_MODEL_BOOST_VOTES
+        [weight for _, weight in candidates], [state.votes.get(i, 0) for i in ids], settings.ARENA_NEW_MODEL_BOOST_VOTES
     )
     gains = state.gains_for(ids) if policy == "adaptive" else None
     return sampling.pair_draw(sampling.pair_probabilities(policy, weights, gains), _rng)
@@ -118,10 +118,11 @@ def _reply_copy_forward(reply: Reply, *, attempt: int) -> Reply:
 
 def _replies_queue(turn: Turn, *, sides: tuple[str, ...]) -> None:
     battle = turn.battle
-    for side in sides:
-        model = battle.model_a if side == "a" else battle.model_b
-        reply = Reply.objects.create(turn=turn, side=side, attempt=turn.attempt, model=model)
-        transaction.on_commit(functools.partial(queue.reply_generate_queue, reply.id))
+    models = {"a": battle.model_a_id, "b": battle.model_b_id}
+    replies = Reply.objects.bulk_create([  # one INSERT for both sides
+        Reply(turn=turn, side=side, attempt=turn.attempt, model_id=models[side]) for side in sides
+    ])
+    transaction.on_commit(functools.partial(queue.replies_generate_queue, [reply.id for reply in replies]))
 
 
 @transaction.atomic

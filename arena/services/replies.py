@@ -96,11 +96,12 @@ def _conversation(turn: Turn, *, side: str, system_prompt: str) -> list[ChatMess
     if system_prompt:
         messages.append({"role": "system", "content": system_prompt})
     earlier = list(
-        Turn.objects.filter(battle=turn.battle, index__lt=turn.index).order_by("index").values_list("index", "prompt")
-    )
+        Turn.objects.filter(battle_id=turn.battle_id, index__lt=turn.index)
+        .order_by("index").values_list("index", "prompt")
+    ) if turn.index else []  # a first turn has nothing before it
     answers = dict(
         Reply.objects.filter(
-            turn__battle=turn.battle, turn__index__lt=turn.index, side=side, attempt=F("turn__attempt")
+            turn__battle_id=turn.battle_id, turn__index__lt=turn.index, side=side, attempt=F("turn__attempt")
         ).values_list("turn__index", "text")
     ) if earlier else {}
     for index, prompt in earlier:

@@ -13,7 +13,7 @@ from arena.errors import ArenaError, NotAllowed
 from arena.models import Vote
 from arena.publish import group_publish
 from arena.rules import controls_closed, vote_refusal
-from arena.selectors import battle_get_for_client, battle_has_vote, battle_now, battle_replies_summary
+from arena.selectors import battle_now, battle_replies_summary, battle_row_for_client
 from arena.services.counting import leaderboard_rebuild_schedule, leaderboard_refresh_schedule
 from arena.services.limits import rate_limit
 
@@ -32,9 +32,9 @@ def vote_cast(
         raise ArenaError(f"Unknown vote {outcome!r}; use one of {', '.join(Vote.Outcome.values)}.")
     # A vote committed while this waited for the lock isn't in the joined row; the insert below
     # then fails on the one-to-one key, with the same answer.
-    battle = battle_get_for_client(battle_id=battle_id, client=client, for_update=True, with_vote=True)
+    battle = battle_row_for_client(battle_id=battle_id, client=client, for_update=True)
     replies = battle_replies_summary(battle)
-    now = battle_now(battle, summary=replies, voted=battle_has_vote(battle))
+    now = battle_now(battle, summary=replies, voted=battle.voted)
     # Checked under the battle's lock, which turn_submit and turn_regenerate take too.
     if not now.voted and turn_seen is not None and replies.last_turn != turn_seen:
         raise ArenaError("The replies changed in another tab; here they are now. Read them, then vote.", code="stale")
@@ -53,7 +53,7 @@ def vote_cast(
     try:
         with transaction.atomic():
             vote = Vote.objects.create(
-                battle=battle, outcome=outcome, client_id=client.client_id, user_id=client.user_id,
+                battle_id=battle.id, outcome=outcome, client_id=client.client_id, user_id=client.user_id,
                 identity_flagged=flagged, flag_reasons=["names_identity"] if flagged else [],
                 review=Vote.Review.PENDING if flagged else Vote.Review.NONE,
             )
@@ -67,8 +67,8 @@ def vote_cast(
         "type": "battle.revealed",
         "battle": str(battle.id),
         "outcome": vote.outcome,
-        "model_a": battle.model_a.name,
-        "model_b": battle.model_b.name,
+        "model_a": battle.model_a_name,
+        "model_b": battle.model_b_name,
         "controls": controls_closed(),
     }
     transaction.on_commit(lambda: group_publish(events.battle_group(battle.id), reveal))

@@ -180,6 +180,30 @@ async def test_another_session_cannot_join_or_vote(chat_models, celery_worker_pr
     await intruder.disconnect()
 
 
+async def test_an_intruder_joining_a_streaming_battle_gets_none_of_it(slow_models, celery_worker_process):
+    owner = await ws_connect(await new_session_key())
+    await owner.send_to(text_data=json.dumps({"action": "prompt", "battle": None, "text": "Write a long essay on tea"}))
+    frames = await frames_until(owner, lambda f, fs: f["type"] == "delta")
+    battle_id = frames[0]["state"]["battle"]
+    intruder = await ws_connect(await new_session_key())
+    await intruder.send_to(text_data=json.dumps({"action": "join", "battle": battle_id}))
+    assert json.loads(await intruder.receive_from(timeout=5))["code"] == "not_found"
+    # The battle goes on streaming; none of its deltas reach the intruder's socket.
+    await frames_until(owner, lambda f, fs: sum(x["type"] == "delta" for x in fs) >= 5)
+    assert await intruder.receive_nothing(timeout=0.5)
+    await owner.disconnect()
+    await intruder.disconnect()
+
+
+@pytest.mark.parametrize("battle_id", ["not-a-battle", "{12345678-1234-5678-1234-567812345678}", "x" * 300])
+async def test_joining_something_that_is_no_battle_id_is_not_found(battle_id):
+    comm = await ws_connect(await new_session_key())
+    await comm.send_to(text_data=json.dumps({"action": "join", "battle": battle_id}))
+    frame = json.loads(await comm.receive_from(timeout=5))
+    assert (frame["type"], frame["code"]) == ("error", "not_found")
+    await comm.disconnect()
+
+
 @pytest.fixture
 def small_context_models(db):
     """Two models whose servers take at most 64 tokens, prompt and reply together."""

@@ -39,3 +39,12 @@ def test_each_sender_names_its_task_with_keyword_arguments(monkeypatch, send, ar
     monkeypatch.setattr(app, "send_task", lambda *a, **kw: sent.append((a, kw)))
     send(**args)
     assert sent == [((name,), {"kwargs": kwargs, "countdown": countdown})]
+
+
+def test_both_sides_replies_go_out_as_one_task_each_through_one_producer(monkeypatch):
+    sent = []
+    monkeypatch.setattr(app, "send_task", lambda *a, **kw: sent.append((a, kw)))
+    queue.replies_generate_queue([7, 8])
+    assert [(a, kw["kwargs"]) for a, kw in sent] == [((queue.REPLY_GENERATE,), {"reply_id": 7}),
+                                                      ((queue.REPLY_GENERATE,), {"reply_id": 8})]
+    assert sent[0][1]["producer"] is sent[1][1]["producer"] is not None

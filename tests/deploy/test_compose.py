@@ -207,6 +207,7 @@ def test_web_runs_uvicorn_behind_a_proxy(services):
     assert any("${TRUSTED_PROXIES" in a for a in raw_argv if a.startswith("--forwarded-allow-ips="))
     assert "127.0.0.1" in allowed, "the container's own health check comes from 127.0.0.1"
     assert "--ws-max-size=262144" in argv
+    assert "--ws-per-message-deflate=false" in argv
     assert any(p.endswith(":8000") for p in web["ports"])
     assert web["healthcheck"]["test"] == ["CMD", "python", "/app/docker/healthcheck.py"]
     assert (ROOT / "docker" / "healthcheck.py").is_file()
