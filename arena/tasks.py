@@ -166,53 +166,56 @@ def judge_runs_sweep() -> int:
     return services.judge_runs_sweep()
 
 
-@shared_task(name=queue.JUDGE_ANSWER_GENERATE, acks_late=True)
-def judge_answer_generate(answer_id: int, claim: str) -> str:
+def _in_database_slot(step, **kwargs):
+    """One database step of a judged item, its connection closed after: not held through requests."""
     with DATABASE_SLOTS:
         try:
-            job = services.judge_answer_start(answer_id=answer_id, claim=claim)
+            close_old_connections()
+            return step(**kwargs)
         finally:
-            connection.close()  # not held through the requests
+            connection.close()
+
+
+def _failure_record(job, failure) -> None:
+    if failure is not None and failure.kind.about_server:
+        services.model_failure_record(model_id=job.call.model_id, error=failure.message)
+
+
+@shared_task(name=queue.JUDGE_ANSWER_GENERATE, acks_late=True)
+def judge_answer_generate(answer_id: int, claim: str) -> str:
+    job = _in_database_slot(services.judge_answer_start, answer_id=answer_id, claim=claim)
     if job is None:
         return "skipped"
     outcome = answer_generate(job)
     failure = outcome.failure
-    with DATABASE_SLOTS:
-        try:
-            close_old_connections()
-            if failure is not None and failure.kind.about_server:
-                services.model_failure_record(model_id=job.call.model_id, error=failure.message)
-            services.judge_answer_finish(
-                answer_id=answer_id, claim=claim, texts=outcome.texts, token_count=outcome.token_count,
-                requests=outcome.requests, failure=failure.message if failure else None,
-                retryable=bool(failure and failure.retryable),
-            )
-        finally:
-            connection.close()
+
+    def finish() -> None:
+        _failure_record(job, failure)
+        services.judge_answer_finish(
+            answer_id=answer_id, claim=claim, texts=outcome.texts, token_count=outcome.token_count,
+            requests=outcome.requests, failure=failure.message if failure else None,
+            retryable=bool(failure and failure.retryable),
+        )
+
+    _in_database_slot(finish)
     return "failed" if failure else "done"
 
 
 @shared_task(name=queue.JUDGE_GAME_JUDGE, acks_late=True)
 def judge_game_judge(game_id: int, claim: str) -> str:
-    with DATABASE_SLOTS:
-        try:
-            job = services.judge_game_start(game_id=game_id, claim=claim)
-        finally:
-            connection.close()
+    job = _in_database_slot(services.judge_game_start, game_id=game_id, claim=claim)
     if job is None:
         return "skipped"
     outcome = verdict_ask(job)
     failure = outcome.failure
-    with DATABASE_SLOTS:
-        try:
-            close_old_connections()
-            if failure is not None and failure.kind.about_server:
-                services.model_failure_record(model_id=job.call.model_id, error=failure.message)
-            services.judge_game_finish(
-                game_id=game_id, claim=claim, verdict=outcome.verdict, reasoning=outcome.reasoning,
-                error=failure.message if failure else "", requests=outcome.requests,
-                retry=bool(failure and failure.retryable),
-            )
-        finally:
-            connection.close()
+
+    def finish() -> None:
+        _failure_record(job, failure)
+        services.judge_game_finish(
+            game_id=game_id, claim=claim, verdict=outcome.verdict, reasoning=outcome.reasoning,
+            error=failure.message if failure else "", requests=outcome.requests,
+            retry=bool(failure and failure.retryable),
+        )
+
+    _in_database_slot(finish)
     return outcome.verdict or "invalid"
