@@ -368,7 +368,7 @@ class StyleBootstrap(NamedTuple):
     gamma: FloatArray  # rounds x F
 
 
-# A bootstrap round's refit stops once a step moves no rating by this much (γ by 1e-5).
+# A bootstrap round's refit stops once the next step would move no rating by this much (γ by 1e-5).
 BOOTSTRAP_SETTLED_POINTS = 0.01
 
 
@@ -383,10 +383,12 @@ def bootstrap_style(
     then varies by about √N, which moves no rating: they are centred).
 
     A refit is Newton's method with the full-data Hessian (inverted once for every round),
-    started at the full-data fit, until a step moves no rating by BOOTSTRAP_SETTLED_POINTS and
-    no γ by 1e-5: two steps at a million battles, a few more on small data. A round that does
-    not settle within 50 steps is refitted with line-searched Newton. Seeded per round: the
-    result depends on `seed`, not on the number of threads."""
+    started at the full-data fit. With a fixed Hessian the steps shrink geometrically, so the
+    step after step j is about |step j|² / |step j−1|: a round stops once that (or a step
+    itself) moves no rating by BOOTSTRAP_SETTLED_POINTS and no γ by 1e-5: two steps at a
+    million battles, a few more on small data. A round that does not settle within 50 steps is
+    refitted with line-searched Newton. Seeded per round: the result depends on `seed`, not on
+    the number of threads."""
     if rounds < 1:
         raise ValueError("rounds must be >= 1")
     r = _reg(reg)
@@ -404,11 +406,15 @@ def bootstrap_style(
         w = rows.weights * _poisson_draws(np.random.default_rng(seeds[i]), rows.a.size)
         x = full.params.copy()
         g = _gradient_at(rows, w * residual, x, r)
+        previous = math.inf
         for _ in range(50):
-            move = h_inv @ g
-            x -= move
-            if (np.abs(move) < settled).all():
-                return x
+            step = h_inv @ g
+            x -= step
+            move = float(np.max(np.abs(step) / settled))  # 1: the largest move allowed
+            ratio = move / previous
+            if move < 1.0 or (0.0 < ratio < 0.5 and move * ratio / (1.0 - ratio) < 1.0):
+                return x  # this step, or all further steps together, would move nothing that shows
+            previous = move
             g = _gradient_at(rows, _residuals(rows, w, x), x, r)
         return _newton(rows, w, x, r)
 
