@@ -47,6 +47,12 @@ def client_identity(*, session_key: str, ip: str, user_id: int | None = None) ->
     return ClientIdentity(client_id=client_id, ip_hash=_digest("ip", ip) if ip else "", user_id=user_id)
 
 
+def sign_in_identity(*, username: str, ip: str) -> ClientIdentity:
+    """Sign-in attempts are counted by the name tried (guessing one account's password) and by
+    address (trying many accounts)."""
+    return ClientIdentity(client_id=_digest("sign-in", username.casefold()), ip_hash=_digest("ip", ip) if ip else "")
+
+
 def judge_pseudonym(judge: str) -> str:
     """A stable stand-in for a judge in exports: the same voter, unrecognisable outside this arena."""
     return "judge-" + _digest("judge", judge)[:16]

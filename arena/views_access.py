@@ -11,7 +11,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from arena import services
-from arena.errors import NotAllowed
+from arena.clients import client_ip, sign_in_identity
+from arena.errors import NotAllowed, RateLimited
+from arena.services.limits import rate_limit
+
+# Password guesses: this many attempts a name may have in a quarter of an hour (an address may
+# make ARENA_ADDRESS_SHARERS times as many: an office signs in from one).
+SIGN_IN_ATTEMPTS = 10
+SIGN_IN_WINDOW_SECONDS = 900
 
 
 class SignInView(LoginView):
@@ -27,6 +34,17 @@ class SignInView(LoginView):
             return redirect("arena")
         if settings.ARENA_ACCESS == "sso" and request.method == "POST":
             return HttpResponse("Sign in with your organisation's account.", status=405)
+        if request.method == "POST":
+            ip = client_ip(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"))
+            try:
+                rate_limit(
+                    "sign-in", sign_in_identity(username=request.POST.get("username", ""), ip=ip),
+                    limit=SIGN_IN_ATTEMPTS, address_limit=SIGN_IN_ATTEMPTS * settings.ARENA_ADDRESS_SHARERS,
+                    window_seconds=SIGN_IN_WINDOW_SECONDS,
+                    message="Too many sign-in attempts; wait a quarter of an hour, then try again.",
+                )
+            except RateLimited as exc:
+                return self.render_to_response(self.get_context_data(limited=str(exc)), status=429)
         return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):

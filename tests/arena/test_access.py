@@ -11,6 +11,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client, override_settings
 
 from arena.models import Invitation
+from arena.views_access import SIGN_IN_ATTEMPTS
 from config.asgi import application
 from tests.websockets import ORIGIN, new_session_key, ws_connect
 
@@ -132,6 +133,21 @@ def test_the_sign_in_page_signs_a_member_in_and_a_wrong_password_says_so():
     assert client.post("/accounts/sign-out/", {"csrfmiddlewaretoken": client.cookies["csrftoken"].value}).status_code \
         == 302
     assert client.get("/").status_code == 302
+
+
+@MEMBERS
+def test_password_guessing_is_limited_per_name_and_the_page_says_so():
+    User.objects.create_user("grace", password="a long password for tests")
+    client = Client()
+    for _ in range(SIGN_IN_ATTEMPTS):
+        assert client.post("/accounts/sign-in/", {"username": "grace", "password": "guess"}).status_code == 200
+    limited = client.post("/accounts/sign-in/", {"username": "grace", "password": "a long password for tests"})
+    assert limited.status_code == 429 and "Too many sign-in attempts" in limited.content.decode()
+    assert client.get("/").status_code == 302  # not signed in, even with the right password
+    User.objects.create_user("hopper", password="another long password")
+    # Another name isn't held back by the first one's guesses.
+    assert client.post("/accounts/sign-in/", {"username": "hopper", "password": "another long password"}).status_code \
+        == 302
 
 
 @MEMBERS
