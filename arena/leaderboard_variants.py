@@ -1,7 +1,8 @@
 """The leaderboard by category and with style control, from the database's counted votes and
 their battles' traits (arena.variants does the math). Unlike the live table these read one row
 per vote, so each variant is cached and recomputed at most every VARIANT_STALE_SECONDS while
-votes come in (and at once when nothing newer is cached), one process at a time."""
+votes come in, one process at a time, by a worker: a page is served the cached one meanwhile,
+and waits for the computation only when nothing of that variant was ever computed."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Count
 
+from arena import queue
 from arena.categories import LONG_QUERY_TOKENS, MULTI_TURN_TURNS, OVERALL, RULES, SHORT_QUERY_TOKENS, TraitArrays
 from arena.models import BattleTraits, ChatModel, Vote
 from arena.sampling import vote_weights
@@ -65,8 +68,19 @@ def variant_snapshot(*, style: bool, category: str, total_votes: int) -> dict[st
     ):
         return cached
     lock = CACHE_VARIANT_LOCK.format(style=int(style), category=category)
-    if cached is not None and not cache.add(lock, 1, timeout=120):
-        return cached  # another process is computing it: the previous one meanwhile
+    if cached is not None:
+        if cache.add(lock, 1, timeout=120):  # nobody is computing it yet
+            transaction.on_commit(lambda: queue.leaderboard_variant_queue(style=style, category=category))
+        return cached
+    return variant_refresh(style=style, category=category, locked=False)
+
+
+def variant_refresh(*, style: bool, category: str, locked: bool = True) -> dict[str, Any]:
+    """Compute one variant and cache it; `locked`: the caller holds its lock, released here."""
+    key = CACHE_VARIANT.format(style=int(style), category=category, weighting=settings.ARENA_RATINGS_WEIGHTING)
+    lock = CACHE_VARIANT_LOCK.format(style=int(style), category=category)
+    if not locked:
+        cache.add(lock, 1, timeout=120)
     try:
         payload = _variant_compute(style=style, category=category)
         cache.set(key, payload, timeout=None)
@@ -106,11 +120,9 @@ def categories_menu() -> list[dict[str, Any]]:
     menu = cache.get(CACHE_MENU)
     if menu is not None:
         return menu
-    counted = BattleTraits.objects.filter(battle__vote__counted=True)
-    if not settings.ARENA_RATINGS_INCLUDE_FLAGGED:
-        counted = counted.filter(battle__vote__identity_flagged=False)
-    counted = counted.filter(battle__anonymous=True)
-    total = Vote.objects.countable().filter(counted=True).count()
+    votes = Vote.objects.countable().filter(counted=True)  # the one rule of what counts
+    counted = BattleTraits.objects.filter(battle__vote__in=votes)
+    total = votes.count()
     rules = {
         "coding": counted.filter(coding=True), "long_query": counted.filter(query_tokens__gte=LONG_QUERY_TOKENS),
         "multi_turn": counted.filter(turns__gte=MULTI_TURN_TURNS),

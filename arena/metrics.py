@@ -80,7 +80,8 @@ VOTES_CAST = Counter(
 )
 VOTES_COUNTED = Counter("arena_votes_counted", "Votes added to the pair counts and ratings.")
 LEADERBOARD_REFRESH = Histogram(
-    "arena_leaderboard_refresh_seconds", "Duration of a leaderboard refresh, by kind (live, bootstrap, rebuild).",
+    "arena_leaderboard_refresh_seconds",
+    "Duration of a leaderboard refresh, by kind (live, bootstrap, rebuild, variant).",
     ["kind"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
 

@@ -20,6 +20,7 @@ LEADERBOARD_LIVE_REFRESH = "arena.tasks.leaderboard_live_refresh"
 LEADERBOARD_BOOTSTRAP_REFRESH = "arena.tasks.leaderboard_bootstrap_refresh"
 LEADERBOARD_REBUILD = "arena.tasks.leaderboard_rebuild"
 VOTES_COUNT = "arena.tasks.votes_count"
+LEADERBOARD_VARIANT_REFRESH = "arena.tasks.leaderboard_variant_refresh"
 
 
 # Set while several tasks go out together (replies_generate_queue): the producer they share.
@@ -58,6 +59,10 @@ def leaderboard_refresh_queue(*, countdown: float) -> None:
 
 def leaderboard_bootstrap_queue(*, countdown: float) -> None:
     _send(LEADERBOARD_BOOTSTRAP_REFRESH, countdown=countdown)
+
+
+def leaderboard_variant_queue(*, style: bool, category: str) -> None:
+    _send(LEADERBOARD_VARIANT_REFRESH, style=style, category=category)
 
 
 def leaderboard_rebuild_queue() -> None:

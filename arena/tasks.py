@@ -19,6 +19,7 @@ from django.db import close_old_connections, connection
 from arena import events, metrics, queue, services
 from arena.judge_calls import answer_generate, verdict_ask
 from arena.leaderboard import CACHE_CURRENT, bootstrap_store, counts_load, leaderboard_snapshot
+from arena.leaderboard_variants import variant_refresh
 from arena.pairing import CACHE_PAIRING, pairing_state
 from arena.publish import group_publish
 from arena.selectors import models_to_probe
@@ -124,6 +125,14 @@ def leaderboard_live_refresh() -> int:
     if settings.ARENA_BOOTSTRAP_ROUNDS and cache.add(BOOTSTRAP_PENDING, 1, timeout=300):
         queue.leaderboard_bootstrap_queue(countdown=settings.ARENA_BOOTSTRAP_DEBOUNCE_SECONDS)
     return int(snapshot["total_votes"])
+
+
+@shared_task(name=queue.LEADERBOARD_VARIANT_REFRESH)
+def leaderboard_variant_refresh(style: bool, category: str) -> int:
+    """Recompute one category / style-controlled leaderboard that pages found stale (they were
+    served the cached one meanwhile)."""
+    with metrics.LEADERBOARD_REFRESH.labels(kind="variant").time():
+        return int(variant_refresh(style=style, category=category)["total_votes"])
 
 
 @shared_task(name=queue.LEADERBOARD_BOOTSTRAP_REFRESH)

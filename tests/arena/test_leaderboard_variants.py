@@ -10,14 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from celery import current_app
+from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 from django.utils import timezone
 
 from arena import services
+from arena.leaderboard_variants import CACHE_VARIANT
 from arena.models import BattleTraits, ChatModel, Reply
 from arena.speed import model_speed
+from arena.tasks import leaderboard_variant_refresh
 from tests.finished import battle_finished, vote
 
 DATA = Path(__file__).parent / "data"
@@ -81,6 +85,25 @@ def test_bad_conv_metadata_stops_the_import_with_its_line(tmp_path):
 @pytest.fixture
 def imported(db):
     call_command("import_battles", str(BATTLES), "--no-progress", stdout=StringIO())
+
+
+@override_settings(ARENA_CATEGORY_MIN_VOTES=100)
+def test_a_stale_variant_is_served_from_the_cache_and_recomputed_by_a_worker(
+    imported, client, monkeypatch, django_capture_on_commit_callbacks
+):
+    first = client.get("/api/leaderboard/?style=1").json()  # nothing cached: computed in the request
+    key = CACHE_VARIANT.format(style=1, category="overall", weighting="none")
+    stale = {**cache.get(key), "total_votes": first["total_votes"] - 1, "computed_at": 0.0, "models": []}
+    cache.set(key, stale, timeout=None)
+    sent = []
+    monkeypatch.setattr(current_app, "send_task", lambda *a, **kw: sent.append((a, kw)))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.get("/api/leaderboard/?style=1").json()["models"] == []  # the cached one, at once
+        assert client.get("/api/leaderboard/?style=1").json()["models"] == []
+    assert [kw["kwargs"] for _, kw in sent] == [{"style": True, "category": "overall"}]  # queued once
+    assert leaderboard_variant_refresh(style=True, category="overall") == first["total_votes"]
+    assert client.get("/api/leaderboard/?style=1").json()["models"] == first["models"]
+    assert len(sent) == 1  # fresh again: nothing more to queue
 
 
 @override_settings(ARENA_CATEGORY_MIN_VOTES=100)
