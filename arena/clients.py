@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from arena.verdicts import JUDGE_MODEL_PREFIX
+
 
 @dataclass(frozen=True)
 class ClientIdentity:
@@ -54,5 +56,9 @@ def sign_in_identity(*, username: str, ip: str) -> ClientIdentity:
 
 
 def judge_pseudonym(judge: str) -> str:
-    """A stable stand-in for a judge in exports: the same voter, unrecognisable outside this arena."""
+    """A stable stand-in for a person judging in exports: the same voter, unrecognisable outside
+    this arena. A judge model ("model:<name>") is no person and keeps its name, so its battles
+    stay apart from people's when the file is imported again."""
+    if judge.startswith(JUDGE_MODEL_PREFIX):
+        return judge
     return "judge-" + _digest("judge", judge)[:16]

@@ -47,3 +47,10 @@ def test_pseudonymised_exports_keep_one_judge_per_voter_without_their_id(tmp_pat
     hidden = [json.loads(line)["judge"] for line in masked.read_text().splitlines()]
     assert judges == [alice.client_id, alice.client_id, mallory.client_id]
     assert hidden[0] == hidden[1] != hidden[2] and not set(hidden) & set(judges)
+
+
+def test_a_pseudonymised_judge_model_keeps_its_name():
+    from arena.clients import judge_pseudonym
+
+    assert judge_pseudonym("model:judge-7b") == "model:judge-7b"  # re-imported, it stays out of people's ratings
+    assert judge_pseudonym("c0ffee").startswith("judge-") and "c0ffee" not in judge_pseudonym("c0ffee")
