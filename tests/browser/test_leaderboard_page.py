@@ -10,7 +10,7 @@ from django.test import override_settings
 from playwright.sync_api import expect
 
 from arena import ratings
-from arena.models import ChatModel, PairCount
+from arena.models import Battle, ChatModel, PairCount, Reply, Turn, Vote
 from arena.tasks import leaderboard_live_refresh
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
@@ -308,3 +308,34 @@ def test_the_speed_columns_can_be_hidden_and_stay_so(page, live_stack):
     expect(page.get_by_test_id("leaderboard-row")).to_have_count(3)
     expect(page.get_by_test_id("speed-toggle")).not_to_be_checked()
     expect(speed_header).to_be_hidden()
+
+
+def test_a_judge_model_s_leaderboard_is_one_click_away_with_its_agreement(page, live_stack):
+    models = rated("alpha", "beta")
+    judge = "model:judge-7b"
+
+    def judged(a: str, b: str, outcome: str, who: str = judge) -> None:
+        battle = Battle.objects.create(
+            model_a=models[a], model_b=models[b], client_id=who, judge=who if who.startswith("model:") else ""
+        )
+        turn = Turn.objects.create(battle=battle, index=0, prompt="Which is larger, 9.11 or 9.9?")
+        for side, name in (("a", a), ("b", b)):
+            Reply.objects.create(turn=turn, side=side, model=models[name], status=Reply.Status.DONE, text="x")
+        Vote.objects.create(battle=battle, outcome=outcome, client_id=who, reasoning="[[A]]")
+
+    judged("alpha", "beta", "a")
+    judged("beta", "alpha", "b")  # both orders: alpha
+    judged("alpha", "beta", "a", who="person")  # a person agrees
+    page.goto(live_stack.base_url + "/leaderboard/")
+    expect(page.get_by_test_id("leaderboard-controls")).to_be_visible()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.get_by_test_id("leaderboard-judges").get_by_role("link", name=judge).click()
+    expect(page.get_by_test_id("leaderboard-judge")).to_have_text(f"judged by {judge}")
+    expect(page.get_by_test_id("leaderboard-row")).to_have_count(2)
+    expect(page.get_by_test_id("leaderboard-row").first).to_contain_text("alpha")
+    expect(page.get_by_test_id("agreement-with-ties")).to_contain_text("100%")
+    expect(page.get_by_test_id("leaderboard-controls")).to_have_count(0)  # no style or category views
+    assert errors == []
+    page.get_by_test_id("leaderboard-judges").get_by_role("link", name="people").click()
+    expect(page.get_by_test_id("leaderboard-judge")).to_have_count(0)

@@ -235,9 +235,10 @@
     }
   }).observe(byTestId("interval-plot"));
 
-  // The view is in the address (?style=1&category=coding): changing it loads that page.
+  // The view is in the address (?style=1&category=coding): changing it loads that page. A judge
+  // model's leaderboard has no such views, nor these controls.
   const controls = byTestId("leaderboard-controls");
-  controls.addEventListener("change", (e) => {
+  controls?.addEventListener("change", (e) => {
     if (e.target === byTestId("speed-toggle")) return;
     const params = new URLSearchParams(location.search);
     params.delete("style");
@@ -252,12 +253,14 @@
   const showSpeed = (on) => {
     for (const table of document.querySelectorAll("table.leaderboard")) table.classList.toggle("hide-speed", !on);
   };
-  speedToggle.checked = localStorage.getItem("leaderboard-speed") !== "hidden";
-  showSpeed(speedToggle.checked);
-  speedToggle.addEventListener("change", () => {
-    localStorage.setItem("leaderboard-speed", speedToggle.checked ? "shown" : "hidden");
+  if (speedToggle) {
+    speedToggle.checked = localStorage.getItem("leaderboard-speed") !== "hidden";
     showSpeed(speedToggle.checked);
-  });
+    speedToggle.addEventListener("change", () => {
+      localStorage.setItem("leaderboard-speed", speedToggle.checked ? "shown" : "hidden");
+      showSpeed(speedToggle.checked);
+    });
+  }
 
   // Another view than the live one is asked for again when a vote is pushed (its server side
   // recomputes it at most every half minute), at most every few seconds.
