@@ -265,7 +265,7 @@ def measured(result: dict, args) -> dict:
 
 def profile_start(args, stack: Stack, n: int, workdir: Path) -> list[subprocess.Popen]:
     """py-spy (`pip install py-spy`) on the web and worker processes while the battles run."""
-    seconds = int(args.tokens / args.rate + 4)
+    seconds = args.profile_seconds or int(args.tokens / args.rate + 4)
     procs = []
     for name, proc in [("web", stack.web)] + [(f"worker{i}", w) for i, w in enumerate(stack.workers)]:
         out = Path(args.profile) / f"{name}-n{n}.txt"
@@ -300,6 +300,8 @@ def main() -> None:
     parser.add_argument("--no-breakdown", action="store_true",
                         help="don't split latency at Redis: its listener is a process decoding every delta, which "
                              "takes a quarter of a core at 100 battles away from the stack being measured")
+    parser.add_argument("--profile-seconds", type=int, default=0,
+                        help="with --profile: record only the first S seconds of each run (a burst's start)")
     parser.add_argument("--keep-logs", action="store_true", help="print where the process logs are, keep them")
     stack_arguments(parser)
     args = parser.parse_args()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from arena import events, metrics
+from arena.battle_rows import vote_insert
 from arena.clients import ClientIdentity
 from arena.errors import ArenaError, NotAllowed
 from arena.models import Vote
@@ -50,15 +51,13 @@ def vote_cast(
         message="You've reached today's vote limit; thank you, and come back tomorrow.",
     )
     flagged = replies.names_identity
-    try:
-        with transaction.atomic():
-            vote = Vote.objects.create(
-                battle_id=battle.id, outcome=outcome, client_id=client.client_id, user_id=client.user_id,
-                identity_flagged=flagged, flag_reasons=["names_identity"] if flagged else [],
-                review=Vote.Review.PENDING if flagged else Vote.Review.NONE,
-            )
-    except IntegrityError:
-        raise NotAllowed("This battle already has a vote.") from None
+    vote = Vote(
+        battle_id=battle.id, outcome=outcome, client_id=client.client_id, user_id=client.user_id,
+        identity_flagged=flagged, flag_reasons=["names_identity"] if flagged else [],
+        review=Vote.Review.PENDING if flagged else Vote.Review.NONE,
+    )
+    if not vote_insert(vote):
+        raise NotAllowed("This battle already has a vote.")
     # Counted in batches by the refresh task (which takes only countable votes), not here:
     # counting locks both models' rows, which would queue every vote on a popular pair.
     transaction.on_commit(leaderboard_refresh_schedule)

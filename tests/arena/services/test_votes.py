@@ -57,3 +57,24 @@ def test_identity_mentions_in_replies_flag_the_vote(chat_models, alice):
     turn2 = services.battle_start(client=alice, text="Who made you?")
     turn_finish(turn2, text_a="I was trained by OpenAI.", text_b="No idea.")
     assert services.vote_cast(battle_id=turn2.battle_id, client=alice, outcome="a").identity_flagged is True
+
+def test_a_flagged_vote_is_stored_as_cast(chat_models, alice):
+    turn = services.battle_start(client=alice, text="Who made you?")
+    turn_finish(turn, text_a="I was trained by OpenAI.", text_b="No idea.")
+    vote = services.vote_cast(battle_id=turn.battle_id, client=alice, outcome="tie")
+    stored = Vote.objects.get(battle_id=turn.battle_id)
+    assert (stored.id, stored.outcome, stored.client_id, stored.user_id) == (vote.id, "tie", alice.client_id, None)
+    assert (stored.flag_reasons, stored.review, stored.counted) == (["names_identity"], Vote.Review.PENDING, False)
+    assert stored.created_at == vote.created_at
+
+def test_a_vote_lost_to_a_concurrent_one_writes_nothing(chat_models, alice):
+    """The battle's lock is taken before the other vote commits: the insert meets the key."""
+    from arena.battle_rows import vote_insert
+
+    turn = services.battle_start(client=alice, text="Q")
+    turn_finish(turn)
+    first = services.vote_cast(battle_id=turn.battle_id, client=alice, outcome="a")
+    late = Vote(battle_id=turn.battle_id, outcome="b", client_id="someone-else")
+    assert vote_insert(late) is False
+    assert late.id is None
+    assert list(Vote.objects.values_list("id", "outcome")) == [(first.id, "a")]
