@@ -21,6 +21,7 @@ LEADERBOARD_BOOTSTRAP_REFRESH = "arena.tasks.leaderboard_bootstrap_refresh"
 LEADERBOARD_REBUILD = "arena.tasks.leaderboard_rebuild"
 VOTES_COUNT = "arena.tasks.votes_count"
 LEADERBOARD_VARIANT_REFRESH = "arena.tasks.leaderboard_variant_refresh"
+BATTLE_TRAITS_STORE = "arena.tasks.battle_traits_store"
 
 
 # Set while several tasks go out together (replies_generate_queue): the producer they share.
@@ -59,6 +60,10 @@ def leaderboard_refresh_queue(*, countdown: float) -> None:
 
 def leaderboard_bootstrap_queue(*, countdown: float) -> None:
     _send(LEADERBOARD_BOOTSTRAP_REFRESH, countdown=countdown)
+
+
+def battle_traits_queue(*, battle_ids: list[str]) -> None:
+    _send(BATTLE_TRAITS_STORE, battle_ids=battle_ids)
 
 
 def leaderboard_variant_queue(*, style: bool, category: str) -> None:

@@ -9,6 +9,7 @@ periodic sweep fails any reply a dead worker left behind.
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
 from celery import Task, shared_task
@@ -125,6 +126,12 @@ def leaderboard_live_refresh() -> int:
     if settings.ARENA_BOOTSTRAP_ROUNDS and cache.add(BOOTSTRAP_PENDING, 1, timeout=300):
         queue.leaderboard_bootstrap_queue(countdown=settings.ARENA_BOOTSTRAP_DEBOUNCE_SECONDS)
     return int(snapshot["total_votes"])
+
+
+@shared_task(name=queue.BATTLE_TRAITS_STORE)
+def battle_traits_store(battle_ids: list[str]) -> int:
+    """Style and categories of battles just counted (queued by the counting, once committed)."""
+    return services.battle_traits_store(battle_ids=[uuid.UUID(i) for i in battle_ids])
 
 
 @shared_task(name=queue.LEADERBOARD_VARIANT_REFRESH)

@@ -39,3 +39,12 @@ def pool_threads_start(sender: Any = None, **_: Any) -> None:
         log.warning("Started %d of %d pool threads before the first task", len(executor._threads), limit)
     for job in jobs:
         job.exception()  # wait: the threads are idle again before the first task comes
+
+
+@signals.worker_ready.connect
+def language_model_load(**_: Any) -> None:
+    """A worker labels battles' languages as votes are counted: its detector's model (0.5 s of
+    loading) is read now, not while the first refresh after a vote waits for the GIL."""
+    from arena.categories import language_of
+
+    language_of("warm up")

@@ -29,7 +29,9 @@ def vote_uncounted(client, outcome, text_a="Answer A", text_b="Answer B"):
 
 
 def vote(client, outcome, text_a="Answer A", text_b="Answer B"):
-    """A vote, then the counting the live refresh task does."""
+    """A vote, then the counting the live refresh task does and the battle's traits, which the
+    counting queues for a worker once committed."""
     cast = vote_uncounted(client, outcome, text_a=text_a, text_b=text_b)
     services.votes_count_pending()
+    services.battle_traits_store(battle_ids=[cast[1].id])
     return cast

@@ -34,10 +34,12 @@ from arena.services.registry import (
 )
 from arena.services.replies import GenerationJob, replies_sweep, reply_claim, reply_finish, reply_requeue
 from arena.services.screening import votes_screen
+from arena.services.traits import battle_traits_store
 from arena.services.votes import vote_cast, votes_delete, votes_review
 
 __all__ = [
     "account_create_from_invitation",
+    "battle_traits_store",
     "invitation_usable",
     "votes_review",
     "votes_screen",

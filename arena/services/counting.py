@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 import numpy as np
 from django.conf import settings
@@ -14,7 +15,7 @@ from arena import metrics, queue, ratings
 from arena.models import ChatModel, PairCount, Vote
 from arena.sampling import vote_weight, vote_weights
 from arena.services.screening import votes_screen
-from arena.services.traits import battle_traits_store, battles_traits_fill
+from arena.services.traits import battles_traits_fill
 
 VOTES_COUNT_BATCH = 5000
 # What counting needs of a vote: its id, its pair and outcome, how its pair was drawn.
@@ -45,8 +46,9 @@ def votes_count_pending(*, batch_size: int = VOTES_COUNT_BATCH) -> int:
             if not rows:
                 return total
             taken = len(rows)
-            # Traits are the battle's, whatever review decides of the vote.
-            battle_traits_store(battle_ids=[r[6] for r in rows])
+            # Traits are the battle's, whatever review decides of the vote; read and labelled by
+            # a task of their own, off the path that makes a vote show on the leaderboard.
+            transaction.on_commit(partial(queue.battle_traits_queue, battle_ids=[str(r[6]) for r in rows]))
             if settings.ARENA_VOTE_DETECTION:
                 # Flagged votes wait for review instead of being counted (arena/services/screening.py).
                 screened = votes_screen(vote_ids=[r[0] for r in rows])

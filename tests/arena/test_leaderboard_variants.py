@@ -17,12 +17,12 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 from django.utils import timezone
 
-from arena import services
+from arena import queue, services
 from arena.leaderboard_variants import CACHE_VARIANT
 from arena.models import BattleTraits, ChatModel, Reply
 from arena.speed import model_speed
-from arena.tasks import leaderboard_variant_refresh
-from tests.finished import battle_finished, vote
+from arena.tasks import battle_traits_store, leaderboard_variant_refresh
+from tests.finished import battle_finished, vote, vote_uncounted
 
 DATA = Path(__file__).parent / "data"
 BATTLES = DATA / "style_battles.jsonl"
@@ -45,6 +45,22 @@ def test_a_counted_vote_stores_its_battle_s_style_and_categories(chat_models, al
     assert (traits.tokens_a, traits.headers_a, traits.lists_a, traits.bold_a) == (3, 1, 2, 1)  # 3: the server's count
     assert (traits.headers_b, traits.lists_b, traits.bold_b) == (0, 0, 0)
     assert traits.turns == 1 and traits.coding and not traits.refusal
+
+
+@pytest.mark.django_db
+def test_counting_hands_the_battles_traits_to_a_worker_once_committed(
+    chat_models, alice, monkeypatch, django_capture_on_commit_callbacks
+):
+    _, battle = vote_uncounted(alice, "a", text_a="- one\n- two", text_b="Plain.")
+    sent = []
+    monkeypatch.setattr(current_app, "send_task", lambda *a, **kw: sent.append((a[0], kw["kwargs"])))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.votes_count_pending() == 1
+        assert not BattleTraits.objects.filter(battle=battle).exists()  # not on the counting's path
+    queued = [kwargs for name, kwargs in sent if name == queue.BATTLE_TRAITS_STORE]
+    assert queued == [{"battle_ids": [str(battle.id)]}]
+    assert battle_traits_store(**queued[0]) == 1
+    assert BattleTraits.objects.get(battle=battle).lists_a == 2
 
 
 @pytest.mark.django_db

@@ -11,7 +11,7 @@ NAMES = [value for key, value in vars(queue).items() if key.isupper() and isinst
 
 def test_every_name_sent_is_a_registered_task():
     app.loader.import_default_modules()
-    assert len(NAMES) == 12 and set(NAMES) <= set(app.tasks)
+    assert len(NAMES) == 13 and set(NAMES) <= set(app.tasks)
 
 
 def test_the_beat_schedule_names_registered_tasks_only():
@@ -27,6 +27,7 @@ def test_the_beat_schedule_names_registered_tasks_only():
          {"model_ids": [1], "retries": 2}, 2.0),
         (queue.leaderboard_refresh_queue, {"countdown": 0.05}, queue.LEADERBOARD_LIVE_REFRESH, {}, 0.05),
         (queue.leaderboard_rebuild_queue, {}, queue.LEADERBOARD_REBUILD, {}, None),
+        (queue.battle_traits_queue, {"battle_ids": ["b1"]}, queue.BATTLE_TRAITS_STORE, {"battle_ids": ["b1"]}, None),
         (queue.leaderboard_variant_queue, {"style": True, "category": "coding"}, queue.LEADERBOARD_VARIANT_REFRESH,
          {"style": True, "category": "coding"}, None),
         (queue.judge_run_pump_queue, {"run_id": 3}, queue.JUDGE_RUN_PUMP, {"run_id": 3}, None),
