@@ -34,7 +34,7 @@ import threading
 import time
 from pathlib import Path
 
-from stack import ROOT, Stack, _proc_stat, database_reset, redis_reset
+from stack import ROOT, Stack, _proc_stat, database_reset, descendants, redis_reset
 
 sys.path.insert(0, str(ROOT))
 
@@ -109,18 +109,7 @@ class TokenLog(StreamObserver):
 
 def chromium_pids() -> list[int]:
     """Chromium's processes among this process's descendants (the Playwright driver's children)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (stat := _proc_stat(int(entry))):
-            parents[int(entry)] = stat[0]
-    mine = {os.getpid()}
-    changed = True
-    while changed:
-        changed = False
-        for pid, ppid in parents.items():
-            if ppid in mine and pid not in mine:
-                mine.add(pid)
-                changed = True
+    mine = descendants([os.getpid()])
     found = []
     for pid in mine:
         with contextlib.suppress(OSError):

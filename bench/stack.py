@@ -58,13 +58,18 @@ def _proc_stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK  # ppid, utime + stime
 
 
-def tree_cpu(root_pids: list[int]) -> float:
-    """CPU seconds of these processes and all their live descendants."""
-    parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
+def _process_table() -> dict[int, tuple[int, float]]:
+    """pid → (parent pid, CPU seconds) of every live process."""
+    table = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit() and (stat := _proc_stat(int(entry))):
-            parents[int(entry)], cpu[int(entry)] = stat
+            table[int(entry)] = stat
+    return table
+
+
+def descendants(root_pids: list[int], table: dict[int, tuple[int, float]] | None = None) -> set[int]:
+    """These processes and all their live descendants."""
+    parents = {pid: ppid for pid, (ppid, _) in (table if table is not None else _process_table()).items()}
     wanted = set(root_pids)
     changed = True
     while changed:
@@ -73,7 +78,13 @@ def tree_cpu(root_pids: list[int]) -> float:
             if ppid in wanted and pid not in wanted:
                 wanted.add(pid)
                 changed = True
-    return sum(cpu.get(pid, 0.0) for pid in wanted)
+    return wanted
+
+
+def tree_cpu(root_pids: list[int]) -> float:
+    """CPU seconds of these processes and all their live descendants."""
+    table = _process_table()
+    return sum(table[pid][1] for pid in descendants(root_pids, table) if pid in table)
 
 
 def own_cpu() -> float:
