@@ -48,16 +48,11 @@ def _battle_uuid(battle_id) -> uuid.UUID:
 
 
 def battle_get_for_client(
-    *, battle_id: uuid.UUID | str, client: ClientIdentity, for_update: bool = False, with_vote: bool = False
+    *, battle_id: uuid.UUID | str, client: ClientIdentity, for_update: bool = False
 ) -> Battle:
-    """The client's battle (another client's looks missing). `with_vote` joins the vote in: with
-    `for_update`, a vote committed while this waited for the lock is then not seen (the query's
-    snapshot predates it), so only a caller that inserts a vote, which the one-to-one key
-    refuses, should combine the two."""
+    """The client's battle (another client's looks missing)."""
     battle_id = _battle_uuid(battle_id)
     qs = Battle.objects.select_related("model_a", "model_b")
-    if with_vote:
-        qs = qs.select_related("vote")
     if for_update:
         qs = qs.select_for_update(of=("self",))
     try:
@@ -107,13 +102,6 @@ def battle_row_for_client(*, battle_id: uuid.UUID | str, client: ClientIdentity,
     if row is None:
         raise NotFound("This battle doesn't exist or isn't yours.")
     return row
-
-
-def battle_has_vote(battle: Battle) -> bool:
-    try:
-        return battle.vote is not None
-    except Battle.vote.RelatedObjectDoesNotExist:
-        return False
 
 
 def battle_state_for_client(
