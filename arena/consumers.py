@@ -74,6 +74,12 @@ class DirectDispatch:
         await handler(message)
 
 
+def _signed_in_user_id(scope) -> int | None:
+    """The account the socket's session is signed in to (Channels' AuthMiddleware), if any."""
+    user = scope.get("user")
+    return user.pk if user is not None and user.is_authenticated else None
+
+
 def _battle_id_check(battle_id: str) -> None:
     """NotFound unless it is a battle id as the server writes them (a group's name is made of it)."""
     try:
@@ -131,13 +137,10 @@ class ArenaConsumer(SocketsCounted, DirectDispatch, AsyncWebsocketConsumer):
             # The page view creates the session; a socket without one didn't come from our page.
             await self.close(code=4401)
             return
-        user_id = None
-        if members_required():
-            user = self.scope.get("user")
-            if user is None or not user.is_authenticated:
-                await self.close(code=4401)
-                return
-            user_id = user.pk
+        user_id = _signed_in_user_id(self.scope) if members_required() else None
+        if members_required() and user_id is None:
+            await self.close(code=4401)
+            return
         self.session_key = session.session_key
         headers = dict(self.scope.get("headers") or [])
         forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1") or None
@@ -296,11 +299,9 @@ class LeaderboardConsumer(SocketsCounted, DirectDispatch, AsyncWebsocketConsumer
     page = "leaderboard"
 
     async def connect(self) -> None:
-        if leaderboard_members_only():
-            user = self.scope.get("user")
-            if user is None or not user.is_authenticated:
-                await self.close(code=4401)
-                return
+        if leaderboard_members_only() and _signed_in_user_id(self.scope) is None:
+            await self.close(code=4401)
+            return
         await self.channel_layer.group_add(events.LEADERBOARD_GROUP, self.channel_name)
         await self.accept()
         snapshot = await db(selectors.leaderboard_current)()
