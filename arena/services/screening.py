@@ -61,12 +61,12 @@ def _too_fast(vote_ids: list[int]) -> list[int]:
     minimum = settings.ARENA_VOTE_MIN_SECONDS
     if minimum <= 0:
         return []
-    votes = dict(Vote.objects.filter(id__in=vote_ids).values_list("battle_id", "id"))
-    cast = dict(Vote.objects.filter(id__in=vote_ids).values_list("id", "created_at"))
+    cast_at = {battle_id: (vote_id, created) for vote_id, battle_id, created in Vote.objects.filter(
+        id__in=vote_ids).values_list("id", "battle_id", "created_at")}
     last: dict = {}
     # The current attempt of each battle's last turn: the replies the vote judged.
     for battle_id, index, turn_attempt, attempt, finished in Reply.objects.filter(
-        turn__battle_id__in=list(votes)
+        turn__battle_id__in=list(cast_at)
     ).values_list("turn__battle_id", "turn__index", "turn__attempt", "attempt", "finished_at"):
         if attempt != turn_attempt or finished is None:
             continue
@@ -74,9 +74,9 @@ def _too_fast(vote_ids: list[int]) -> list[int]:
         if battle_id not in last or key > last[battle_id]:
             last[battle_id] = key
     out = []
-    for battle_id, vote_id in votes.items():
+    for battle_id, (vote_id, created) in cast_at.items():
         if battle_id in last:
-            seconds = (cast[vote_id] - last[battle_id][1]).total_seconds()
+            seconds = (created - last[battle_id][1]).total_seconds()
             if detection.too_fast(seconds, minimum):
                 out.append(vote_id)
     return out
