@@ -1,3 +1,5 @@
+import importlib
+
 from django.apps import AppConfig
 
 
@@ -10,4 +12,4 @@ class ArenaConfig(AppConfig):
         # management commands), so `shared_task` and `current_app` find it; not when the `config`
         # package is imported, so the commands that run without Django (config/standalone.py)
         # don't load Celery.
-        import config.celery  # noqa: F401
+        importlib.import_module("config.celery")

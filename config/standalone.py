@@ -3,7 +3,7 @@
 Setting Django up imports every app's models, the admin, Channels, Celery and the model clients
 (about a second); `leaderboard --battles FILE` reads a file and does numpy. Such a command runs
 here exactly as Django would run it (same parser, options, errors and exit codes), with the
-settings and logging loaded and nothing else. tests/arena/test_leaderboard.py checks what it
+settings and logging loaded and nothing else. tests/config/test_standalone.py checks what it
 imports.
 """
 
