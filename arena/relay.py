@@ -220,10 +220,11 @@ class _Relay:
         return int((time.monotonic() - self.origin) * 1000)
 
     async def _read(self, backend: Backend, request: GenerationRequest) -> None:
+        first = True
         try:
             async for event in backend.stream(request):
-                if self.origin == self.started:
-                    self.origin = _generation_started(backend, self.started)
+                if first:  # the first event comes once the model slot, if any, was granted
+                    self.origin, first = _generation_started(backend, self.started), False
                 if isinstance(event, Delta):
                     now = time.monotonic()
                     if self.outcome.ttft_ms is None:
