@@ -39,8 +39,8 @@ def _side_style(replies: list[Reply]) -> Style:
 def battle_traits_store(*, battle_ids: Iterable[uuid.UUID]) -> int:
     """Compute and store the traits of these battles that have none yet, from the turns voted on
     (each turn's current attempt). Returns how many were stored."""
-    missing = set(battle_ids) - set(BattleTraits.objects.filter(battle_id__in=list(battle_ids)).values_list(
-        "battle_id", flat=True))
+    wanted = set(battle_ids)  # read once: any iterable
+    missing = wanted - set(BattleTraits.objects.filter(battle_id__in=wanted).values_list("battle_id", flat=True))
     if not missing:
         return 0
     turns = list(Turn.objects.filter(battle_id__in=missing).order_by("battle_id", "index"))
